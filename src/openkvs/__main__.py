@@ -1,0 +1,3 @@
+from openkvs.cli import main
+
+main()

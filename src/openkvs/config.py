@@ -1,0 +1,149 @@
+"""Settings, declared once.
+
+Every setting has a type, a default and a one-line description, and can be given as the
+environment variable ``OPENKVS_<NAME>`` (upper case). Bad values fail loudly at start-up with
+:class:`ConfigError`. Components receive a :class:`Settings` (or single values) as arguments and
+never read ``os.environ`` themselves; ``openkvs config`` prints the table below.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _setting(default: Any, description: str, *, parse: Callable[[str], Any] | None = None) -> Any:
+    return field(default=default, metadata={"description": description, "parse": parse})
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _backoff(raw: str) -> tuple[float, ...]:
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("needs at least one delay")
+    values = tuple(float(p) for p in parts)
+    if any(v < 0 for v in values):
+        raise ValueError("delays cannot be negative")
+    return values
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be true or false")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of one openkvs process."""
+
+    data_dir: Path = _setting(
+        Path("./openkvs-data"), "folder for the SQLite database and local buckets", parse=Path
+    )
+    region: str = _setting(
+        "cn-beijing-6", "the region requests must be signed for (one region per deployment)"
+    )
+    workers: int = _setting(
+        os.cpu_count() or 1, "tasks run at once by `serve`/`worker`", parse=_positive_int
+    )
+    lease_seconds: float = _setting(
+        60.0,
+        "a claimed task is taken back this long after its last heartbeat",
+        parse=_positive_float,
+    )
+    max_attempts: int = _setting(
+        3, "claims of one task before it fails with 2057", parse=_positive_int
+    )
+    callback_backoff: tuple[float, ...] = _setting(
+        (10.0, 60.0, 300.0),
+        "seconds between callback attempts (comma-separated)",
+        parse=_backoff,
+    )
+    callback_timeout: float = _setting(
+        10.0, "seconds a callback receiver has to answer", parse=_positive_float
+    )
+    database_url: str = _setting("", "SQLAlchemy URL; empty means SQLite at <data_dir>/openkvs.db")
+    max_skew_seconds: int = _setting(
+        900, "largest accepted clock difference of a signed request", parse=_positive_int
+    )
+    poll_seconds: float = _setting(
+        1.0,
+        "how often an idle worker looks for tasks queued by other processes",
+        parse=_positive_float,
+    )
+    wave_parallel: int = _setting(
+        0, "ffmpeg decoders per long waveform (0: one per core)", parse=int
+    )
+    log_json: bool = _setting(False, "write logs as JSON lines", parse=_bool)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'openkvs.db').resolve()}"
+
+    def workers_cores(self) -> int:
+        """CPU cores this process may use (for engine-level parallelism)."""
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return os.cpu_count() or 1
+
+    @property
+    def buckets_dir(self) -> Path:
+        return self.data_dir / "buckets"
+
+
+def env_name(name: str) -> str:
+    return f"OPENKVS_{name.upper()}"
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting."""
+    rows = []
+    for f in fields(Settings):
+        default = f.default
+        if isinstance(default, tuple):
+            default = ",".join(f"{v:g}" for v in default)
+        rows.append((env_name(f.name), str(default), f.metadata["description"]))
+    return rows
+
+
+def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment (``os.environ`` by default), then ``overrides``."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = env.get(env_name(f.name))
+        if raw is None:
+            continue
+        parse = f.metadata["parse"] or str
+        try:
+            values[f.name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{env_name(f.name)}={raw!r}: {exc}") from exc
+    settings = replace(Settings(), **values)
+    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,93 @@
+"""Domain objects: frozen dataclasses and state enums. Only ``store`` persists them."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task is in its life (spec §4.1). The values are what the store keeps."""
+
+    INIT = "init"  # queued in its pipeline, not started
+    EXEC = "exec"  # claimed by a worker, which holds a lease on it
+    SUCC = "succ"  # finished successfully
+    FAIL = "fail"  # finished with an error code from spec §6.2
+    DELETED = "del"  # removed by DelTaskByTaskID while queued; hidden everywhere
+
+    @property
+    def callback_number(self) -> int:
+        """The ``Status`` number of callbacks (spec §4.1)."""
+        return {"exec": 2, "succ": 3, "fail": 4}.get(self.value, 0)
+
+
+class DeliveryState(enum.StrEnum):
+    """A callback in the outbox."""
+
+    PENDING = "pending"  # waiting for its next attempt (or being attempted, under a lease)
+    DELIVERED = "delivered"  # a 2xx answer was received
+    FAILED = "failed"  # every attempt failed; logged with code 2034
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One task as stored. ``request`` is the validated request (see ``service``)."""
+
+    task_id: str
+    user_id: int
+    action: str
+    task_type: str
+    preset: str
+    pipeline: str
+    is_top: bool
+    status: TaskStatus
+    request: dict[str, Any]
+    error_code: int = 0
+    error_msg: str = ""
+    result: list[dict[str, Any]] | None = None
+    progress: int = 0
+    attempts: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    lease_owner: str | None = None
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True)
+class Callback:
+    """One callback in the outbox."""
+
+    id: int
+    task_id: str
+    url: str
+    body: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: float
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What the service hands the store to create a task."""
+
+    task_id: str
+    user_id: int
+    action: str
+    task_type: str
+    preset: str
+    pipeline: str
+    is_top: bool
+    request: dict[str, Any] = field(default_factory=dict)
+
+    def request_json(self) -> str:
+        return json.dumps(self.request, ensure_ascii=False, separators=(",", ":"))

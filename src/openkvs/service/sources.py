@@ -1,0 +1,59 @@
+"""``SrcInfo`` and destination checks shared by every task-creating action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openkvs.errors import ApiError
+from openkvs.service.params import case_insensitive_get, to_int
+from openkvs.storage.base import ObjectStorage
+from openkvs.storage.keys import parse_source_path
+
+MAX_SOURCES = 20
+
+
+def source_list(raw: Any) -> list[dict[str, Any]]:
+    """``SrcInfo`` as an array of ``{"path", "index", "type"}`` (an object is one item).
+
+    1016 when it is neither, is empty, or an item has no string ``path``; 1017 for more
+    than :data:`MAX_SOURCES` items.
+    """
+    items = [raw] if isinstance(raw, dict) else raw
+    if not isinstance(items, list) or not items:
+        raise ApiError(1016, "SrcInfo must be an object or a non-empty array of objects")
+    if len(items) > MAX_SOURCES:
+        raise ApiError(1017, f"at most {MAX_SOURCES} sources")
+    out = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ApiError(1016, f"SrcInfo[{n}] must be an object")
+        path = case_insensitive_get(item, "path")
+        if path is None or path == "":
+            raise ApiError(1016, f"SrcInfo[{n}].path is required")
+        if not isinstance(path, str):
+            raise ApiError(1016, f"SrcInfo[{n}].path must be a string")
+        entry: dict[str, Any] = {"path": path}
+        index = case_insensitive_get(item, "index")
+        entry["index"] = n if index in (None, "") else to_int(f"SrcInfo[{n}].index", index)
+        kind = case_insensitive_get(item, "type")
+        entry["type"] = kind if isinstance(kind, str) and kind else "video"
+        out.append(entry)
+    for entry in out:
+        parse_source_path(entry["path"])
+    return out
+
+
+def check_source(storage: ObjectStorage, path: str) -> tuple[str, str]:
+    """(bucket, key) of an existing source object: 1011 for a missing bucket, 1210 for a
+    missing object."""
+    bucket, key = parse_source_path(path)
+    if not storage.bucket_exists(bucket):
+        raise ApiError(1011, f"source bucket {bucket!r} does not exist")
+    if not storage.object_exists(bucket, key):
+        raise ApiError(1210, f"{path} does not exist")
+    return bucket, key
+
+
+def check_destination(storage: ObjectStorage, bucket: str) -> None:
+    if not storage.bucket_exists(bucket):
+        raise ApiError(1011, f"DstBucket {bucket!r} does not exist")

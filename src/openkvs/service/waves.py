@@ -1,0 +1,132 @@
+"""CreateWaveTask (spec §2.8, §7): the request rules and the queued task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from openkvs.errors import ApiError, invalid, missing
+from openkvs.model import NewTask, User
+from openkvs.service import params as p
+from openkvs.service.context import Services
+from openkvs.service.ids import new_task_id
+from openkvs.service.sources import check_destination, check_source, source_list
+from openkvs.storage.keys import validate_bucket, validate_key
+
+ACTION = "CreateWaveTask"
+TASK_TYPE = "audiowave"
+PRESET = "wave"
+MAX_POINTS = 4095
+LAYOUTS = ("points", "peaks")
+
+
+@dataclass(frozen=True)
+class WaveOptions:
+    """What the engine needs beyond the source: the ExtParam-controlled choices."""
+
+    points: int
+    layout: str = "points"
+    ss: float | None = None
+    duration: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "points": self.points,
+            "layout": self.layout,
+            "ss": self.ss,
+            "duration": self.duration,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WaveOptions:
+        return cls(
+            points=int(data["points"]),
+            layout=str(data.get("layout", "points")),
+            ss=data.get("ss"),
+            duration=data.get("duration"),
+        )
+
+
+def _seconds(ext: dict[str, Any], name: str, *, positive: bool) -> float | None:
+    if name not in ext or ext[name] in (None, ""):
+        return None
+    value = ext[name]
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(1018, f"ExtParam {name} must be a number of seconds") from exc
+    if isinstance(value, bool) or seconds < 0 or (positive and seconds == 0):
+        raise ApiError(1018, f"ExtParam {name} must be {'>' if positive else '>='} 0")
+    return seconds
+
+
+def wave_options(params: p.Params, ext: dict[str, Any]) -> WaveOptions:
+    points = p.required_int(params, "points", 1, MAX_POINTS)
+    layout = ext.get("format", "points")
+    if layout not in LAYOUTS:
+        raise ApiError(1018, f"ExtParam format must be one of {', '.join(LAYOUTS)}")
+    return WaveOptions(
+        points=points,
+        layout=layout,
+        ss=_seconds(ext, "ss", positive=False),
+        duration=_seconds(ext, "duration", positive=True),
+    )
+
+
+def create_wave_task(services: Services, user: User, params: p.Params) -> str:
+    """Validate a CreateWaveTask request, queue the task, return its TaskID."""
+    if not p.given(params, "Preset"):
+        raise missing("Preset")
+    if params["Preset"] != PRESET:
+        raise ApiError(1005, "Preset must be 'wave' for CreateWaveTask")
+    if not p.given(params, "SrcInfo"):
+        raise missing("SrcInfo")
+    sources = source_list(params["SrcInfo"])
+    dst_bucket = validate_bucket(p.required_str(params, "DstBucket"), "DstBucket")
+    dst_key = validate_key(p.required_str(params, "DstObjectKey"), "DstObjectKey")
+    if not p.given(params, "points"):
+        raise missing("points")
+    acl = p.acl(params)
+    cb_url = p.callback_url(params)
+    ext_raw, ext = p.ext_param(params)
+    options = wave_options(params, ext)
+    pipeline = p.optional_str(params, "Pipeline", "usual")
+    if not pipeline.replace("_", "").isalnum() or len(pipeline) > 64:
+        raise ApiError(1022, f"Pipeline {pipeline!r} is not a valid pipeline name")
+    is_top = p.flag(params, "IsTop")
+    cb_method = p.optional_str(params, "CbMethod", "POST")
+    if cb_method.upper() not in ("POST", "GET"):
+        raise invalid("CbMethod", "must be POST or GET")
+
+    src_bucket, src_key = check_source(services.storage, sources[0]["path"])
+    check_destination(services.storage, dst_bucket)
+
+    now = services.clock()
+    task_id = new_task_id(now)
+    request = {
+        "SrcInfo": sources,
+        "DstBucket": dst_bucket,
+        "DstDir": "",
+        "DstObjectKey": dst_key,
+        "DstAcl": acl,
+        "CbUrl": cb_url,
+        "CbMethod": cb_method,
+        "ExtParam": ext_raw,
+        "source": {"bucket": src_bucket, "key": src_key},
+        "wave": options.to_json(),
+    }
+    services.tasks.create(
+        NewTask(
+            task_id=task_id,
+            user_id=user.id,
+            action=ACTION,
+            task_type=TASK_TYPE,
+            preset=PRESET,
+            pipeline=pipeline,
+            is_top=is_top,
+            request=request,
+        ),
+        now,
+    )
+    services.task_queued()
+    return task_id

@@ -1,0 +1,64 @@
+"""Versioned schema migrations, applied in order at start-up by every process.
+
+Each step is a function of a connection inside one transaction; the table ``schema_version``
+remembers the last step applied. Several processes may start at once (``serve`` plus
+``keys create``, or many workers on PostgreSQL): the steps run under a lock (SQLite's write
+lock, a PostgreSQL advisory lock), and a process that finds the work done does nothing.
+
+Rule for later steps: never edit a step that has shipped. Step 1 creates the tables as
+``schema.py`` had them at release 0.1; when ``schema.py`` changes, step 1 must be frozen to
+its own copy of those tables and the change goes in a new step that alters them. A test
+checks that migrating an empty database gives the schema of ``schema.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, Table, select, text
+
+from openkvs.store import schema
+
+log = logging.getLogger(__name__)
+
+_version_meta = MetaData()
+schema_version = Table("schema_version", _version_meta, Column("version", Integer, nullable=False))
+
+
+def _v1_initial(conn: Connection) -> None:
+    schema.metadata.create_all(conn)
+
+
+STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "initial schema", _v1_initial),
+]
+
+LATEST = STEPS[-1][0]
+
+
+def current_version(conn: Connection) -> int:
+    _version_meta.create_all(conn)
+    value = conn.execute(select(schema_version.c.version)).scalar()
+    return int(value or 0)
+
+
+def migrate(engine: Engine) -> int:
+    """Apply every missing step; return the version the database is at."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7350912)"))
+        version = current_version(conn)
+        if version > LATEST:
+            raise RuntimeError(
+                f"database schema version {version} is newer than this openkvs ({LATEST})"
+            )
+        for number, title, step in STEPS:
+            if number <= version:
+                continue
+            step(conn)
+            log.info("schema_migrated", extra={"version": number, "title": title})
+            version = number
+        conn.execute(schema_version.delete())
+        conn.execute(schema_version.insert().values(version=version))
+    return version

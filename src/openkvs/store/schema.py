@@ -1,0 +1,100 @@
+"""The current database schema, as SQLAlchemy Core tables.
+
+Migrations (``store/migrations.py``) build this schema step by step; a test checks that
+migrating an empty database gives exactly these tables. Times are Unix seconds as floats
+(``REAL``/``DOUBLE PRECISION``): the same on SQLite and PostgreSQL, and cheap to compare.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("access_key_id", String(64), primary_key=True),
+    Column("secret", String(128), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    # ``id`` orders the queue by age; ``task_id`` is the 40-character public identifier.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(40), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("action", String(32), nullable=False),  # CreateWaveTask, CreateTask, ...
+    Column("task_type", String(32), nullable=False),  # preset type: audiowave, avinfo, ...
+    Column("preset", String(256), nullable=False),
+    Column("pipeline", String(64), nullable=False),
+    Column("is_top", Integer, nullable=False, default=0),
+    Column("top_at", Float, nullable=True),  # when it was topped: top tasks are FIFO by this
+    Column("status", String(8), nullable=False),  # TaskStatus value (init, exec, succ, fail, del)
+    Column("request", Text, nullable=False),  # the validated request, JSON (see service/tasks)
+    Column("error_code", Integer, nullable=False, default=0),
+    Column("error_msg", Text, nullable=False, default=""),
+    Column("result", Text, nullable=True),  # the callback ``items`` of a finished task, JSON
+    Column("progress", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("cancel_requested", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+)
+
+Index("ix_tasks_queue", tasks.c.status, tasks.c.is_top, tasks.c.top_at, tasks.c.id)
+Index("ix_tasks_user_created", tasks.c.user_id, tasks.c.created_at)
+
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(40), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("state", String(16), nullable=False),  # DeliveryState value
+    Column("attempts", Integer, nullable=False, default=0),
+    # When the next attempt is due; while an attempt runs, it is pushed ahead as a lease.
+    Column("next_attempt_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+)
+
+Index("ix_callbacks_due", callbacks.c.state, callbacks.c.next_attempt_at)
+
+callback_attempts = Table(
+    "callback_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("callback_id", Integer, ForeignKey("callbacks.id"), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("http_status", Integer, nullable=True),
+    Column("error", Text, nullable=False, default=""),
+)

@@ -1,0 +1,216 @@
+"""The worker pool: threads that claim tasks, run them and finish them.
+
+Each worker thread loops: claim the next task (with a lease) → run its executor → finish
+it (status, and the callback into the outbox, in one transaction). A maintenance thread
+renews the leases of running tasks (and learns of cancellations through the same write),
+and takes back tasks whose worker died: requeued while attempts remain, else failed with
+2057. On shutdown, running tasks get ``grace`` seconds to finish and are then released to
+the queue, not failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from openkvs.errors import TaskError
+from openkvs.model import TaskRecord, TaskStatus
+from openkvs.notify.bodies import completion_body
+from openkvs.store.tasks import TaskStore
+from openkvs.worker.executor import Executor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    task: TaskRecord
+    owner: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    reason: str = ""  # why cancel was set: "user", "shutdown" or "lost"
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    workers: int
+    lease_seconds: float
+    max_attempts: int
+    poll_seconds: float = 1.0
+    grace_seconds: float = 10.0
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        tasks: TaskStore,
+        executors: dict[str, Executor],
+        settings: PoolSettings,
+        *,
+        on_finished: Any = None,
+    ) -> None:
+        self._tasks = tasks
+        self._executors = executors
+        self._settings = settings
+        self._on_finished = on_finished or (lambda: None)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+    # -- life cycle -------------------------------------------------------------------
+    def start(self) -> None:
+        for n in range(self._settings.workers):
+            self._spawn(self._work, f"worker-{n}")
+        self._spawn(self._maintain, "lease-keeper")
+
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def wake(self) -> None:
+        """A task was queued: idle workers look now instead of at their next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Claim nothing more; let running tasks finish for ``grace`` seconds, then
+        release them back to the queue."""
+        self._stop.set()
+        self._wake.set()
+        deadline = time.time() + self._settings.grace_seconds
+        while self.running() and time.time() < deadline:
+            time.sleep(0.05)
+        with self._lock:
+            for job in self._jobs.values():
+                job.reason = job.reason or "shutdown"
+                job.cancel.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+    # -- workers ----------------------------------------------------------------------
+    def _work(self) -> None:
+        owner = f"{self._id}:{threading.current_thread().name}"
+        while not self._stop.is_set():
+            try:
+                task = self._tasks.claim(owner, time.time(), self._settings.lease_seconds)
+            except Exception:
+                log.exception("claim_failed")
+                task = None
+            if task is None:
+                self._wake.wait(self._settings.poll_seconds)
+                self._wake.clear()
+                continue
+            self._wake.set()  # there may be more: let another idle worker look too
+            self._execute(_Job(task, owner))
+
+    def _execute(self, job: _Job) -> None:
+        task = job.task
+        log.info("task_claimed", extra={"task_id": task.task_id, "attempt": task.attempts})
+        with self._lock:
+            self._jobs[task.task_id] = job
+        try:
+            code, items = 0, self._executors[task.task_type].run(task, job.cancel)
+        except TaskError as exc:
+            code, items = exc.code, None
+            log.warning(
+                "task_failed",
+                extra={"task_id": task.task_id, "errnum": exc.code, "detail": exc.detail},
+            )
+        except Exception:
+            code, items = 2001, None
+            log.exception("task_crashed", extra={"task_id": task.task_id})
+        finally:
+            with self._lock:
+                self._jobs.pop(task.task_id, None)
+        if job.reason == "lost":
+            log.warning("task_lease_lost", extra={"task_id": task.task_id})
+            return
+        if job.reason == "shutdown" and code != 0:
+            self._tasks.release(task.task_id, job.owner, time.time(), count_attempt=False)
+            log.info("task_released", extra={"task_id": task.task_id})
+            return
+        if job.reason == "user":
+            code, items = 2005, None
+        self._finish(task, job.owner, code, items)
+
+    def _finish(
+        self,
+        task: TaskRecord,
+        owner: str | None,
+        code: int,
+        items: list[dict[str, Any]] | None,
+        *,
+        expired_before: float | None = None,
+    ) -> None:
+        cb_url = task.request.get("CbUrl", "")
+        body = completion_body(
+            task_id=task.task_id,
+            task_type=task.task_type,
+            bucket=task.request.get("DstBucket", ""),
+            error_code=code,
+            items=items,
+        )
+        status = TaskStatus.SUCC if code == 0 else TaskStatus.FAIL
+        done = self._tasks.finish(
+            task.task_id,
+            owner,
+            status=status,
+            error_code=code,
+            error_msg="" if code == 0 else body["Details"]["errmsg"],
+            result=items,
+            callback=(cb_url, body) if cb_url else None,
+            now=time.time(),
+            expired_before=expired_before,
+        )
+        if done:
+            log.info("task_finished", extra={"task_id": task.task_id, "errnum": code})
+            self._on_finished()
+
+    # -- leases -----------------------------------------------------------------------
+    def _maintain(self) -> None:
+        interval = max(0.2, min(self._settings.lease_seconds / 3, 2.0))
+        while not self._stop.wait(interval):
+            try:
+                self._renew()
+                self._recover()
+            except Exception:
+                log.exception("lease_keeping_failed")
+
+    def _renew(self) -> None:
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            cancel = self._tasks.heartbeat(
+                job.task.task_id, job.owner, time.time(), self._settings.lease_seconds, None
+            )
+            if cancel is None or cancel:
+                job.reason = job.reason or ("lost" if cancel is None else "user")
+                job.cancel.set()
+
+    def _recover(self) -> None:
+        now = time.time()
+        for task in self._tasks.expired(now):
+            if task.attempts >= self._settings.max_attempts:
+                log.error(
+                    "task_abandoned", extra={"task_id": task.task_id, "attempts": task.attempts}
+                )
+                self._finish(task, task.lease_owner, 2057, None, expired_before=now)
+            elif self._tasks.release(
+                task.task_id, task.lease_owner or "", now, count_attempt=True, expired_before=now
+            ):
+                log.warning(
+                    "task_requeued", extra={"task_id": task.task_id, "attempts": task.attempts}
+                )
+                self._wake.set()

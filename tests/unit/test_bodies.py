@@ -1,0 +1,55 @@
+"""Golden callback bodies (spec §5.4 b, e; §7.2)."""
+
+from __future__ import annotations
+
+from openkvs.notify.bodies import completion_body
+
+TASK = "c0ffee00d15ea5e0b0a710ad5eed1e5520240315"
+
+
+def test_wave_success_body() -> None:
+    assert completion_body(
+        task_id=TASK,
+        task_type="audiowave",
+        bucket="media-out",
+        error_code=0,
+        items=[{"dstpath": "podcasts/ep42.wave.json"}],
+    ) == {
+        "TaskID": TASK,
+        "Status": 3,
+        "Type": "audiowave",
+        "Details": {
+            "errnum": 0,
+            "errmsg": "success",
+            "bucket": "media-out",
+            "items": [{"dstpath": "podcasts/ep42.wave.json"}],
+        },
+    }
+
+
+def test_failure_body_has_verbatim_message_and_no_items() -> None:
+    body = completion_body(
+        task_id=TASK,
+        task_type="audiowave",
+        bucket="media-out",
+        error_code=3150,
+        items=[{"dstpath": "x"}],
+    )
+    assert body == {
+        "TaskID": TASK,
+        "Status": 4,
+        "Type": "audiowave",
+        "Details": {
+            "errnum": 3150,
+            "errmsg": "Trans Internal Error: Invalid data found when processing input",
+            "bucket": "media-out",
+            "items": [],
+        },
+    }
+
+
+def test_2058_message() -> None:
+    body = completion_body(
+        task_id=TASK, task_type="audiowave", bucket="b", error_code=2058, items=None
+    )
+    assert body["Details"]["errmsg"] == "sniffer result has AV headers but no audio and video data"
