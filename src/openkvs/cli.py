@@ -44,24 +44,13 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int, help="port to listen on")
 def serve(host: str, port: int) -> None:
     """Run the API, the embedded worker pool and the callback notifier."""
-    import uvicorn
-
     from openkvs.api.app import create_app
+    from openkvs.api.server import make_server
 
     settings = _settings()
     logs.setup(as_json=settings.log_json)
     runtime = build_runtime(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(runtime.services),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            server_header=False,
-        )
-    )
+    server = make_server(create_app(runtime.services), host, port)
     runtime.start()
     click.echo(f"openkvs serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
     try:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(services: Services) -> Starlette:
-    def authenticate(method: str, raw_query: str, headers: dict[str, str], body: bytes) -> User:
+    def authenticate(method: str, raw_query: str, headers: Headers, body: bytes) -> User:
         found: dict[str, User] = {}
 
         def secret_for(access_key_id: str) -> str | None:
@@ -56,7 +57,7 @@ def create_app(services: Services) -> Starlette:
             raise InvalidClientTokenId()
         return found["user"]
 
-    def handle(method: str, raw_query: str, headers: dict[str, str], body: bytes) -> dict:
+    def handle(method: str, raw_query: str, headers: Headers, body: bytes) -> dict:
         user = authenticate(method, raw_query, headers, body)
         query = query_params(raw_query)
         action = resolve_action(query, headers, ACTIONS)
@@ -70,8 +71,9 @@ def create_app(services: Services) -> Starlette:
         try:
             body = await request.body()
             raw_query = request.scope.get("query_string", b"").decode("latin-1")
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            result = await run_in_threadpool(handle, request.method, raw_query, headers, body)
+            result = await run_in_threadpool(
+                handle, request.method, raw_query, request.headers, body
+            )
         except Exception as exc:
             return responses.from_exception(exc, request_id)
         return responses.success(result, request_id)

@@ -13,7 +13,8 @@ MAX_SOURCES = 20
 
 
 def source_list(raw: Any) -> list[dict[str, Any]]:
-    """``SrcInfo`` as an array of ``{"path", "index", "type"}`` (an object is one item).
+    """``SrcInfo`` as an array of ``{"path", "index"[, "type"]}`` (an object is one item);
+    keys are read in any case, ``index`` defaults to the position.
 
     1016 when it is neither, is empty, or an item has no string ``path``; 1017 for more
     than :data:`MAX_SOURCES` items.
@@ -36,7 +37,8 @@ def source_list(raw: Any) -> list[dict[str, Any]]:
         index = case_insensitive_get(item, "index")
         entry["index"] = n if index in (None, "") else to_int(f"SrcInfo[{n}].index", index)
         kind = case_insensitive_get(item, "type")
-        entry["type"] = kind if isinstance(kind, str) and kind else "video"
+        if isinstance(kind, str) and kind:
+            entry["type"] = kind
         out.append(entry)
     for entry in out:
         parse_source_path(entry["path"])
