@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.support.kvs_client import close_kvs_client, make_kvs_client
 from tests.support.server import ServerProcess, cli, create_keys
 

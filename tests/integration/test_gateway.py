@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-
-from openkvs.api.sigv4 import presign_url
 from tests.integration.conftest import Deployment
 from tests.support import kvs_client
 from tests.support.kvs_client import close_kvs_client, make_kvs_client
 from tests.support.media import make_audio
 from tests.support.server import create_keys
+
+from openkvs.api.sigv4 import presign_url
 
 TASK_ID = "0" * 40
 

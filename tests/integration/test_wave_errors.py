@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.integration.conftest import BUCKET, Deployment
 from tests.support.media import make_audio
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 from openkvs.errors import ApiError, invalid, missing
 from openkvs.model import NewTask, User
@@ -17,7 +17,8 @@ ACTION = "CreateWaveTask"
 TASK_TYPE = "audiowave"
 PRESET = "wave"
 MAX_POINTS = 4095
-LAYOUTS = ("points", "peaks")
+Layout = Literal["points", "peaks"]
+LAYOUTS: tuple[Layout, ...] = ("points", "peaks")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class WaveOptions:
     """What the engine needs beyond the source: the ExtParam-controlled choices."""
 
     points: int
-    layout: str = "points"
+    layout: Layout = "points"
     ss: float | None = None
     duration: float | None = None
 
@@ -41,7 +42,7 @@ class WaveOptions:
     def from_json(cls, data: dict[str, Any]) -> WaveOptions:
         return cls(
             points=int(data["points"]),
-            layout=str(data.get("layout", "points")),
+            layout=cast(Layout, data.get("layout", "points")),
             ss=data.get("ss"),
             duration=data.get("duration"),
         )
@@ -67,7 +68,7 @@ def wave_options(params: p.Params, ext: dict[str, Any]) -> WaveOptions:
         raise ApiError(1018, f"ExtParam format must be one of {', '.join(LAYOUTS)}")
     return WaveOptions(
         points=points,
-        layout=layout,
+        layout=cast(Layout, layout),
         ss=_seconds(ext, "ss", positive=False),
         duration=_seconds(ext, "duration", positive=True),
     )
