@@ -252,3 +252,13 @@ def show_config() -> None:
     """List every setting: environment variable, default, meaning."""
     for name, default, description in config_mod.describe():
         click.echo(f"{name:<28} {default:<20} {description}")
+
+
+def _register_people_commands() -> None:
+    from openkvs.cli_tasks import preset, task
+
+    main.add_command(task)
+    main.add_command(preset)
+
+
+_register_people_commands()

@@ -97,6 +97,14 @@ class Settings:
     wave_parallel: int = _setting(
         0, "ffmpeg decoders per long waveform (0: one per core)", parse=int
     )
+    pipeline_quota: int = _setting(
+        10,
+        "default Quota of a pipeline: a user's tasks of it running at once",
+        parse=_positive_int,
+    )
+    max_pipeline_quota: int = _setting(
+        50, "largest Quota UpdatePipeline accepts", parse=_positive_int
+    )
     log_json: bool = _setting(False, "write logs as JSON lines", parse=_bool)
 
     @property

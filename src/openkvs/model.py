@@ -91,3 +91,35 @@ class NewTask:
 
     def request_json(self) -> str:
         return json.dumps(self.request, ensure_ascii=False, separators=(",", ":"))
+
+
+class PipelineState(enum.StrEnum):
+    """Whether a pipeline starts its queued tasks (spec §4.3)."""
+
+    ACTIVE = "Active"  # queued tasks start (inside the daily window, if one is set)
+    PAUSED = "Paused"  # queued tasks wait; running tasks finish
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A stored preset: ``param`` and ``preset_type`` exactly as the client sent them."""
+
+    name: str
+    preset_type: str
+    description: str
+    param: dict[str, Any]
+    kshd: int | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A user's queue and its settings. ``usual`` exists for every user."""
+
+    name: str
+    state: PipelineState
+    description: str
+    regular_start: str  # "HH:MM:SS" in UTC+8, or "" for no window
+    regular_duration: int  # seconds; 0 = no window
+    quota: int  # the user's tasks of this pipeline that may run at once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
@@ -12,8 +13,11 @@ from openkvs.notify.retry import RetryPolicy
 from openkvs.notify.sender import HttpSender
 from openkvs.service.context import Services
 from openkvs.storage.local import LocalStorage
+from openkvs.store.counters import CallCounter
 from openkvs.store.database import open_engine
 from openkvs.store.outbox import OutboxStore
+from openkvs.store.pipelines import PipelineStore
+from openkvs.store.presets import PresetStore
 from openkvs.store.tasks import TaskStore
 from openkvs.store.users import UserStore
 from openkvs.worker.pool import PoolSettings, WorkerPool
@@ -28,6 +32,9 @@ def open_services(settings: Settings) -> tuple[Services, Engine]:
         tasks=TaskStore(engine),
         outbox=OutboxStore(engine),
         storage=LocalStorage(settings.buckets_dir),
+        presets=PresetStore(engine),
+        pipelines=PipelineStore(engine),
+        counter=CallCounter(engine),
     )
     return services, engine
 
@@ -65,12 +72,19 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
     pool = None
     if with_workers:
         # The engine (NumPy, ffmpeg) is loaded only by processes that run tasks.
+        from openkvs.service.pipelines import blocked
+        from openkvs.worker.avinfo import AvinfoExecutor
+        from openkvs.worker.executor import Executor
         from openkvs.worker.wave import WaveExecutor
 
         parallel = settings.wave_parallel or settings.workers_cores()
+        executors: dict[str, Executor] = {
+            "audiowave": WaveExecutor(services.storage, parallel),
+            "avinfo": AvinfoExecutor(services.storage),
+        }
         pool = WorkerPool(
             services.tasks,
-            {"audiowave": WaveExecutor(services.storage, parallel)},
+            executors,
             PoolSettings(
                 workers=settings.workers,
                 lease_seconds=settings.lease_seconds,
@@ -78,6 +92,14 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
                 poll_seconds=settings.poll_seconds,
             ),
             on_finished=notifier.wake,
+            blocked=lambda stored, running: blocked(
+                stored, running, time.time(), settings.pipeline_quota
+            ),
         )
-        services = replace(services, task_queued=pool.wake)
+        services = replace(
+            services,
+            task_queued=pool.wake,
+            task_cancelled=pool.cancel,
+            executable_types=frozenset(executors),
+        )
     return Runtime(services=services, engine=engine, pool=pool, notifier=notifier)

@@ -53,3 +53,19 @@ def test_2058_message() -> None:
         task_id=TASK, task_type="audiowave", bucket="b", error_code=2058, items=None
     )
     assert body["Details"]["errmsg"] == "sniffer result has AV headers but no audio and video data"
+
+
+def test_avinfo_body_names_no_bucket() -> None:
+    body = completion_body(
+        task_id=TASK,
+        task_type="avinfo",
+        bucket="media",
+        error_code=0,
+        items=[{"dstpath": "", "metainfo": "{}"}],
+    )
+    assert body["Details"] == {
+        "errnum": 0,
+        "errmsg": "success",
+        "bucket": "",
+        "items": [{"dstpath": "", "metainfo": "{}"}],
+    }

@@ -10,8 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from openkvs.model import User
+from openkvs.service import console, pipelines, presets, stats, task_admin
 from openkvs.service import params as p
 from openkvs.service.context import Services
+from openkvs.service.metainfo import fetch_meta_info
+from openkvs.service.task_create import create_task
 from openkvs.service.tasks import get_task_by_task_id
 from openkvs.service.waves import create_wave_task
 
@@ -22,7 +25,31 @@ def _create_wave_task(services: Services, user: User, params: p.Params) -> dict[
     return {"TaskID": create_wave_task(services, user, params)}
 
 
+def _create_task(services: Services, user: User, params: p.Params) -> dict[str, Any]:
+    return {"TaskID": create_task(services, user, params)}
+
+
 ACTIONS: dict[str, Handler] = {
+    "Preset": presets.create_preset,
+    "UpdatePreset": presets.update_preset,
+    "DelPreset": presets.del_preset,
+    "GetPresetList": presets.get_preset_list,
+    "GetPresetDetail": presets.get_preset_detail,
+    "CreateTask": _create_task,
     "CreateWaveTask": _create_wave_task,
+    "DelTaskByTaskID": task_admin.del_task,
+    "TopTaskByTaskID": task_admin.top_task,
+    "GetTaskList": task_admin.get_task_list,
     "GetTaskByTaskID": get_task_by_task_id,
+    "GetTaskMetaInfo": task_admin.get_task_meta_info,
+    "FetchMetaInfo": fetch_meta_info,
+    "UpdatePipeline": pipelines.update_pipeline,
+    "QueryPipeline": pipelines.query_pipeline,
+    "QueryTaskStats": stats.query_task_stats,
+    "GetInterfaceNumber": stats.get_interface_number,
+    "GetMediaTransDuration": stats.get_media_trans_duration,
+    "GetScreenshotNumber": stats.get_screenshot_number,
+    "FetchObjectMediaProcess": console.fetch_object_media_process,
+    "ListFetchObjectMediaProcess": console.list_fetch_object_media_process,
+    "GetFetchObjectMediaProcess": console.get_fetch_object_media_process,
 }

@@ -61,6 +61,7 @@ def create_app(services: Services) -> Starlette:
         user = authenticate(method, raw_query, headers, body)
         query = query_params(raw_query)
         action = resolve_action(query, headers, ACTIONS)
+        services.counter.count(user.id, action, services.clock())
         params = action_params(method, query, body)
         result = ACTIONS[action](services, user, params)
         log.info("api_call", extra={"action": action, "user": user.name})

@@ -8,6 +8,10 @@ from openkvs.errors import TASK_MESSAGES
 from openkvs.model import TaskStatus
 
 
+#: Task types whose callbacks name no output bucket (spec §5.2: "" for avinfo).
+NO_OUTPUT_BUCKET = frozenset({"avinfo"})
+
+
 def completion_body(
     *,
     task_id: str,
@@ -20,8 +24,11 @@ def completion_body(
 
     Success: ``Status`` 3, ``errnum`` 0, ``errmsg`` "success" and the output ``items``.
     Failure: ``Status`` 4, the §6.2 code and its verbatim message, ``items`` empty.
+    ``bucket`` is the output bucket, and "" for types that write nothing (avinfo).
     """
     ok = error_code == 0
+    if task_type in NO_OUTPUT_BUCKET:
+        bucket = ""
     status = TaskStatus.SUCC if ok else TaskStatus.FAIL
     return {
         "TaskID": task_id,

@@ -8,12 +8,19 @@ from dataclasses import dataclass, field
 
 from openkvs.config import Settings
 from openkvs.storage.base import ObjectStorage
+from openkvs.store.counters import CallCounter
 from openkvs.store.outbox import OutboxStore
+from openkvs.store.pipelines import PipelineStore
+from openkvs.store.presets import PresetStore
 from openkvs.store.tasks import TaskStore
 from openkvs.store.users import UserStore
 
 
 def _nothing() -> None:
+    return None
+
+
+def _ignore(_task_id: str) -> None:
     return None
 
 
@@ -24,6 +31,14 @@ class Services:
     tasks: TaskStore
     outbox: OutboxStore
     storage: ObjectStorage
-    #: Called after a task is queued, so that workers in this process start at once.
+    presets: PresetStore
+    pipelines: PipelineStore
+    counter: CallCounter
+    #: Preset types that have an executor: tasks of other types are refused at creation.
+    executable_types: frozenset[str] = frozenset({"avinfo", "audiowave"})
+    #: Called after a task is queued (or a pipeline opened), so workers start at once.
     task_queued: Callable[[], None] = field(default=_nothing)
+    #: Called after DelTaskByTaskID asked a running task to stop: a worker of this process
+    #: stops it at once (workers elsewhere learn it at their next lease renewal).
+    task_cancelled: Callable[[str], None] = field(default=_ignore)
     clock: Callable[[], float] = field(default=time.time)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from openkvs.errors import ApiError, invalid, missing
-from openkvs.model import NewTask, User
+from openkvs.errors import ApiError, missing
+from openkvs.model import User
 from openkvs.service import params as p
 from openkvs.service.context import Services
-from openkvs.service.ids import new_task_id
 from openkvs.service.sources import check_destination, check_source, source_list
+from openkvs.service.submission import queue_task, read_submission
 from openkvs.storage.keys import validate_bucket, validate_key
 
 ACTION = "CreateWaveTask"
@@ -87,47 +87,24 @@ def create_wave_task(services: Services, user: User, params: p.Params) -> str:
     dst_key = validate_key(p.required_str(params, "DstObjectKey"), "DstObjectKey")
     if not p.given(params, "points"):
         raise missing("points")
-    acl = p.acl(params)
-    cb_url = p.callback_url(params)
-    ext_raw, ext = p.ext_param(params)
-    options = wave_options(params, ext)
-    pipeline = p.optional_str(params, "Pipeline", "usual")
-    if not pipeline.replace("_", "").isalnum() or len(pipeline) > 64:
-        raise ApiError(1022, f"Pipeline {pipeline!r} is not a valid pipeline name")
-    is_top = p.flag(params, "IsTop")
-    cb_method = p.optional_str(params, "CbMethod", "POST")
-    if cb_method.upper() not in ("POST", "GET"):
-        raise invalid("CbMethod", "must be POST or GET")
-
+    submission = read_submission(services, user, params)
+    options = wave_options(params, submission.ext)
     src_bucket, src_key = check_source(services.storage, sources[0]["path"])
     check_destination(services.storage, dst_bucket)
-
-    now = services.clock()
-    task_id = new_task_id(now)
     request = {
         "SrcInfo": sources,
         "DstBucket": dst_bucket,
         "DstDir": "",
         "DstObjectKey": dst_key,
-        "DstAcl": acl,
-        "CbUrl": cb_url,
-        "CbMethod": cb_method,
-        "ExtParam": ext_raw,
         "source": {"bucket": src_bucket, "key": src_key},
         "wave": options.to_json(),
     }
-    services.tasks.create(
-        NewTask(
-            task_id=task_id,
-            user_id=user.id,
-            action=ACTION,
-            task_type=TASK_TYPE,
-            preset=PRESET,
-            pipeline=pipeline,
-            is_top=is_top,
-            request=request,
-        ),
-        now,
+    return queue_task(
+        services,
+        user,
+        action=ACTION,
+        task_type=TASK_TYPE,
+        preset=PRESET,
+        submission=submission,
+        request=request,
     )
-    services.task_queued()
-    return task_id

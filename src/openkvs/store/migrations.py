@@ -5,9 +5,9 @@ remembers the last step applied. Several processes may start at once (``serve`` 
 ``keys create``, or many workers on PostgreSQL): the steps run under a lock (SQLite's write
 lock, a PostgreSQL advisory lock), and a process that finds the work done does nothing.
 
-Rule for later steps: never edit a step that has shipped. Step 1 creates the tables as
-``schema.py`` had them at release 0.1; when ``schema.py`` changes, step 1 must be frozen to
-its own copy of those tables and the change goes in a new step that alters them. A test
+Rule for later steps: never edit a step that has shipped. Each step creates its own tables
+as ``schema.py`` declares them; a change to a table that a shipped step created must first
+freeze that step to its own copy of the table, then go in a new step that alters it. A test
 checks that migrating an empty database gives the schema of ``schema.py``.
 """
 
@@ -27,11 +27,23 @@ schema_version = Table("schema_version", _version_meta, Column("version", Intege
 
 
 def _v1_initial(conn: Connection) -> None:
-    schema.metadata.create_all(conn)
+    tables = [
+        schema.users,
+        schema.access_keys,
+        schema.tasks,
+        schema.callbacks,
+        schema.callback_attempts,
+    ]
+    schema.metadata.create_all(conn, tables=tables)
+
+
+def _v2_presets_pipelines_counters(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.presets, schema.pipelines, schema.api_calls])
 
 
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1_initial),
+    (2, "presets, pipelines and API call counters", _v2_presets_pipelines_counters),
 ]
 
 LATEST = STEPS[-1][0]

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -97,4 +98,47 @@ callback_attempts = Table(
     Column("duration_ms", Integer, nullable=False),
     Column("http_status", Integer, nullable=True),
     Column("error", Text, nullable=False, default=""),
+)
+
+presets = Table(
+    "presets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(32), nullable=False),
+    Column("preset_type", String(32), nullable=False),  # as the client sent it (aliases kept)
+    Column("description", Text, nullable=False, default=""),
+    Column("param", Text, nullable=False),  # JSON, exactly as the client sent it
+    Column("kshd", Integer, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("user_id", "name", name="uq_presets_user_name"),
+)
+
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # PipelineState value
+    Column("description", Text, nullable=False, default=""),
+    Column("regular_start", String(8), nullable=False, default=""),  # HH:MM:SS, UTC+8
+    Column("regular_duration", Integer, nullable=False, default=0),  # seconds; 0 = no window
+    Column("quota", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("user_id", "name", name="uq_pipelines_user_name"),
+)
+
+api_calls = Table(
+    "api_calls",
+    metadata,
+    # One row per user, action and 5-minute period: the counter GetInterfaceNumber reads.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("period_start", Integer, nullable=False),  # unix seconds, a multiple of 300
+    Column("count", Integer, nullable=False),
+    UniqueConstraint("user_id", "action", "period_start", name="uq_api_calls_period"),
 )

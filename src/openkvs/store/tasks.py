@@ -9,14 +9,43 @@ worker names the lease owner, so a worker that lost its lease can never overwrit
 
 from __future__ import annotations
 
+import enum
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, select, update
+from sqlalchemy import Connection, Engine, Row, func, select, text, tuple_, update
 
-from openkvs.model import NewTask, TaskRecord, TaskStatus
+from openkvs.model import NewTask, Pipeline, TaskRecord, TaskStatus
 from openkvs.store import outbox
-from openkvs.store.schema import tasks
+from openkvs.store.schema import pipelines, tasks
+
+#: (user id, pipeline name) → running tasks; pipelines → the pairs that may not start now.
+Running = dict[tuple[int, str], int]
+Blocker = Callable[[list[tuple[int, Pipeline]], Running], set[tuple[int, str]]]
+
+
+class Outcome(enum.Enum):
+    """What a top or delete request did."""
+
+    DONE = "done"  # topped, or removed from the queue
+    CANCELLING = "cancelling"  # running: its worker was asked to stop
+    FINISHED = "finished"  # already succ/fail (or deleted): nothing to do
+    MISSING = "missing"  # no such task for this user
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """GetTaskList's filters: creation time in [since, until), status, error code, action."""
+
+    since: float
+    until: float
+    status: TaskStatus | None = None
+    error_code: int | None = None
+    actions: tuple[str, ...] = ()
+    task_type: str | None = None
+
 
 _EXEC = TaskStatus.EXEC.value
 _INIT = TaskStatus.INIT.value
@@ -86,23 +115,35 @@ class TaskStore:
             row = conn.execute(query).first()
         return None if row is None else _record(row)
 
-    def claim(self, owner: str, now: float, lease_seconds: float) -> TaskRecord | None:
-        """Take the next queued task for ``owner``, or None when the queue is empty.
+    def claim(
+        self, owner: str, now: float, lease_seconds: float, blocked: Blocker | None = None
+    ) -> TaskRecord | None:
+        """Take the next queued task for ``owner``, or None when nothing may start.
 
-        The candidate is the first ``init`` row by (top flag, time topped, age). On
-        PostgreSQL ``FOR UPDATE SKIP LOCKED`` makes concurrent claimers pass over rows
-        another transaction is taking; on SQLite the whole transaction holds the write
-        lock (``BEGIN IMMEDIATE``), so the SELECT and UPDATE are atomic anyway and
-        SQLAlchemy renders no locking clause.
+        The candidate is the first ``init`` row by (top flag, time topped, age) whose
+        (user, pipeline) is not in ``blocked(pipelines, running counts)``: paused, outside
+        its daily window, or at its quota. The claim is serialised: on SQLite the
+        transaction holds the write lock from its start (``BEGIN IMMEDIATE``); on
+        PostgreSQL an advisory lock, so that the running counts the quota is checked
+        against cannot change under the claim (``FOR UPDATE SKIP LOCKED`` still keeps a
+        claimer off rows another transaction has locked).
         """
-        candidate = (
-            select(tasks.c.id)
-            .where(tasks.c.status == _INIT)
-            .order_by(tasks.c.is_top.desc(), tasks.c.top_at, tasks.c.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
         with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7350913)"))
+            candidate = (
+                select(tasks.c.id)
+                .where(tasks.c.status == _INIT)
+                .order_by(tasks.c.is_top.desc(), tasks.c.top_at, tasks.c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if blocked is not None:
+                closed = blocked(self._pipelines(conn), self._running(conn))
+                if closed:
+                    candidate = candidate.where(
+                        tuple_(tasks.c.user_id, tasks.c.pipeline).not_in(sorted(closed))
+                    )
             task_pk = conn.execute(candidate).scalar()
             if task_pk is None:
                 return None
@@ -120,6 +161,21 @@ class TaskStore:
                 .returning(*tasks.c)
             ).first()
         return None if row is None else _record(row)
+
+    @staticmethod
+    def _pipelines(conn: Connection) -> list[tuple[int, Pipeline]]:
+        from openkvs.store.pipelines import _pipeline
+
+        return [(r.user_id, _pipeline(r)) for r in conn.execute(select(pipelines))]
+
+    @staticmethod
+    def _running(conn: Connection) -> Running:
+        rows = conn.execute(
+            select(tasks.c.user_id, tasks.c.pipeline, func.count())
+            .where(tasks.c.status == _EXEC)
+            .group_by(tasks.c.user_id, tasks.c.pipeline)
+        ).all()
+        return {(r[0], r[1]): int(r[2]) for r in rows}
 
     def heartbeat(
         self, task_id: str, owner: str, now: float, lease_seconds: float, progress: int | None
@@ -237,3 +293,111 @@ class TaskStore:
                 ).scalar()
                 or 0
             )
+
+    # -- management (GetTaskList, TopTaskByTaskID, DelTaskByTaskID, statistics) -------
+
+    def _filtered(self, user_id: int, f: TaskFilter) -> Any:
+        query = select(tasks).where(
+            tasks.c.user_id == user_id,
+            tasks.c.status != TaskStatus.DELETED.value,
+            tasks.c.created_at >= f.since,
+            tasks.c.created_at < f.until,
+        )
+        if f.status is not None:
+            query = query.where(tasks.c.status == f.status.value)
+        if f.error_code is not None:
+            query = query.where(tasks.c.error_code == f.error_code)
+        if f.actions:
+            query = query.where(tasks.c.action.in_(f.actions))
+        if f.task_type is not None:
+            query = query.where(tasks.c.task_type == f.task_type)
+        return query
+
+    def page(
+        self, user_id: int, f: TaskFilter, offset: int, limit: int
+    ) -> tuple[int, list[TaskRecord]]:
+        """(total matching, one page newest first)."""
+        query = self._filtered(user_id, f)
+        with self._engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar()
+            rows = conn.execute(
+                query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
+                .offset(offset)
+                .limit(limit)
+            ).all()
+        return int(total or 0), [_record(r) for r in rows]
+
+    def status_counts(
+        self, user_id: int, since: float, *, pipeline: str | None = None, preset: str | None = None
+    ) -> dict[TaskStatus, int]:
+        """How many of the user's tasks created since ``since`` are in each status."""
+        query = (
+            select(tasks.c.status, func.count())
+            .where(tasks.c.user_id == user_id, tasks.c.created_at >= since)
+            .group_by(tasks.c.status)
+        )
+        if pipeline is not None:
+            query = query.where(tasks.c.pipeline == pipeline)
+        if preset is not None:
+            query = query.where(tasks.c.preset == preset)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {TaskStatus(r[0]): int(r[1]) for r in rows}
+
+    def finished_between(
+        self, user_id: int, task_types: tuple[str, ...], start: float, end: float
+    ) -> list[TaskRecord]:
+        """Successful tasks of ``task_types`` that finished in [start, end)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(tasks).where(
+                    tasks.c.user_id == user_id,
+                    tasks.c.status == TaskStatus.SUCC.value,
+                    tasks.c.task_type.in_(task_types),
+                    tasks.c.finished_at >= start,
+                    tasks.c.finished_at < end,
+                )
+            ).all()
+        return [_record(r) for r in rows]
+
+    def _status_of(self, conn: Connection, task_id: str, user_id: int) -> str | None:
+        return conn.execute(
+            select(tasks.c.status).where(tasks.c.task_id == task_id, tasks.c.user_id == user_id)
+        ).scalar()
+
+    def top(self, task_id: str, user_id: int, now: float) -> Outcome:
+        """Put a queued task ahead of every non-top task (top tasks stay FIFO)."""
+        with self._engine.begin() as conn:
+            status = self._status_of(conn, task_id, user_id)
+            if status is None or status == TaskStatus.DELETED.value:
+                return Outcome.MISSING
+            if status != _INIT:
+                return Outcome.FINISHED
+            conn.execute(
+                update(tasks)
+                .where(tasks.c.task_id == task_id)
+                .values(is_top=1, top_at=now, updated_at=now)
+            )
+        return Outcome.DONE
+
+    def delete(self, task_id: str, user_id: int, now: float) -> Outcome:
+        """Remove a queued task, or ask the worker of a running one to stop it."""
+        with self._engine.begin() as conn:
+            status = self._status_of(conn, task_id, user_id)
+            if status is None or status == TaskStatus.DELETED.value:
+                return Outcome.MISSING
+            if status == _INIT:
+                conn.execute(
+                    update(tasks)
+                    .where(tasks.c.task_id == task_id)
+                    .values(status=TaskStatus.DELETED.value, updated_at=now, finished_at=now)
+                )
+                return Outcome.DONE
+            if status == _EXEC:
+                conn.execute(
+                    update(tasks)
+                    .where(tasks.c.task_id == task_id)
+                    .values(cancel_requested=1, updated_at=now)
+                )
+                return Outcome.CANCELLING
+        return Outcome.FINISHED

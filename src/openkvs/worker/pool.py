@@ -22,7 +22,7 @@ from typing import Any
 from openkvs.errors import TaskError
 from openkvs.model import TaskRecord, TaskStatus
 from openkvs.notify.bodies import completion_body
-from openkvs.store.tasks import TaskStore
+from openkvs.store.tasks import Blocker, TaskStore
 from openkvs.worker.executor import Executor
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,14 @@ class WorkerPool:
         settings: PoolSettings,
         *,
         on_finished: Any = None,
+        blocked: Blocker | None = None,
     ) -> None:
         self._tasks = tasks
+        self._blocked = blocked
         self._executors = executors
         self._settings = settings
         self._on_finished = on_finished or (lambda: None)
+        self._blocked = blocked
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._jobs: dict[str, _Job] = {}
@@ -95,6 +98,14 @@ class WorkerPool:
         for thread in self._threads:
             thread.join(timeout=15)
 
+    def cancel(self, task_id: str) -> None:
+        """Stop a task this pool runs (DelTaskByTaskID through this process's API)."""
+        with self._lock:
+            job = self._jobs.get(task_id)
+            if job is not None:
+                job.reason = job.reason or "user"
+                job.cancel.set()
+
     def running(self) -> int:
         with self._lock:
             return len(self._jobs)
@@ -104,7 +115,9 @@ class WorkerPool:
         owner = f"{self._id}:{threading.current_thread().name}"
         while not self._stop.is_set():
             try:
-                task = self._tasks.claim(owner, time.time(), self._settings.lease_seconds)
+                task = self._tasks.claim(
+                    owner, time.time(), self._settings.lease_seconds, self._blocked
+                )
             except Exception:
                 log.exception("claim_failed")
                 task = None
@@ -180,7 +193,9 @@ class WorkerPool:
 
     # -- leases -----------------------------------------------------------------------
     def _maintain(self) -> None:
-        interval = max(0.2, min(self._settings.lease_seconds / 3, 2.0))
+        # Renewal doubles as the cancellation check for tasks deleted through another
+        # process, so it runs at least every second.
+        interval = max(0.2, min(self._settings.lease_seconds / 3, 1.0))
         while not self._stop.wait(interval):
             try:
                 self._renew()

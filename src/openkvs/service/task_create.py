@@ -1,0 +1,92 @@
+"""CreateTask (spec §2.6) and its console twin FetchObjectMediaProcess (§2.21)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openkvs.errors import ApiError
+from openkvs.model import User
+from openkvs.service import params as p
+from openkvs.service import presets as preset_rules
+from openkvs.service.context import Services
+from openkvs.service.preset_params import canonical_type
+from openkvs.service.sources import check_destination, check_source, source_list
+from openkvs.service.submission import queue_task, read_submission
+from openkvs.storage.keys import validate_bucket, validate_key
+
+#: Types whose tasks write nothing to DstObjectKey (avinfo) or write under DstDir (avsample).
+_NO_OBJECT_KEY = {"avinfo", "avsample"}
+_NO_OUTPUT = {"avinfo"}
+
+
+def _resolve_preset(services: Services, user: User, params: p.Params) -> tuple[str, dict[str, Any]]:
+    """(task type, snapshot of the preset) for ``Preset``; chains ``A|B`` are refused while
+    no chainable executor exists."""
+    raw = params.get("Preset")
+    if not isinstance(raw, str) or not raw:
+        raise ApiError(1005, "Preset is required")
+    if "|" in raw:
+        raise ApiError(
+            1015,
+            "preset chains (A|B) need the avtrans executor, which this openkvs does not have yet",
+        )
+    name = preset_rules.check_name(params)
+    if name in preset_rules.RESERVED:
+        raise ApiError(1015, "the 'wave' preset is for CreateWaveTask")
+    preset = services.presets.get(user.id, name)
+    if preset is None:
+        raise ApiError(1005, f"preset {name!r} does not exist")
+    task_type = canonical_type(preset.preset_type)
+    if task_type == "audiowave":
+        raise ApiError(1015, f"preset {name!r} is of type audiowave: use CreateWaveTask")
+    if task_type not in services.executable_types:
+        raise ApiError(
+            1015,
+            f"tasks of type {preset.preset_type} cannot run on this openkvs "
+            f"yet (supported: {', '.join(sorted(services.executable_types))})",
+        )
+    snapshot = {"name": preset.name, "type": preset.preset_type, "param": preset.param}
+    return task_type, snapshot
+
+
+def create_task(
+    services: Services, user: User, params: p.Params, *, action: str = "CreateTask"
+) -> str:
+    """Validate, snapshot the preset, queue the task; return its TaskID."""
+    task_type, snapshot = _resolve_preset(services, user, params)
+    if not p.given(params, "SrcInfo"):
+        raise ApiError(1016, "SrcInfo is required")
+    sources = source_list(params["SrcInfo"])
+    dst_bucket = p.optional_str(params, "DstBucket")
+    if dst_bucket or task_type not in _NO_OUTPUT:
+        dst_bucket = validate_bucket(p.required_str(params, "DstBucket"), "DstBucket")
+    dst_key = p.optional_str(params, "DstObjectKey")
+    if dst_key or task_type not in _NO_OBJECT_KEY:
+        dst_key = validate_key(dst_key, "DstObjectKey")
+    dst_dir = p.optional_str(params, "DstDir")
+    if dst_dir:
+        try:
+            validate_key(dst_dir.rstrip("/") or "/", "DstDir")
+        except ApiError as exc:
+            raise ApiError(1020, exc.detail) from exc
+    submission = read_submission(services, user, params)
+    located = [check_source(services.storage, src["path"]) for src in sources]
+    if dst_bucket:
+        check_destination(services.storage, dst_bucket)
+    request = {
+        "SrcInfo": sources,
+        "DstBucket": dst_bucket,
+        "DstDir": dst_dir,
+        "DstObjectKey": dst_key,
+        "source": {"bucket": located[0][0], "key": located[0][1]},
+        "preset": snapshot,
+    }
+    return queue_task(
+        services,
+        user,
+        action=action,
+        task_type=task_type,
+        preset=snapshot["name"],
+        submission=submission,
+        request=request,
+    )
