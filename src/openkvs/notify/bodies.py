@@ -7,7 +7,6 @@ from typing import Any
 from openkvs.errors import TASK_MESSAGES
 from openkvs.model import TaskStatus
 
-
 #: Task types whose callbacks name no output bucket (spec §5.2: "" for avinfo).
 NO_OUTPUT_BUCKET = frozenset({"avinfo"})
 
