@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -23,20 +25,30 @@ from openkvs.service.context import Services
 from openkvs.service.presets import get_preset_detail, get_preset_list
 from openkvs.service.task_admin import get_task_list
 from openkvs.service.task_create import create_task
-from openkvs.service.tasks import find_task, task_info
+from openkvs.service.tasks import find_task, get_task_by_task_id
 from openkvs.service.waves import create_wave_task
 
 _USER = click.option("--user", default="default", show_default=True, help="acting user")
 
 
-def _open(user_name: str) -> tuple[Services, User, Any]:
+@contextmanager
+def _session(user_name: str) -> Iterator[tuple[Services, User]]:
+    """The services on the configured store, acting as ``user_name``."""
     try:
         settings = config_mod.load()
     except ConfigError as exc:
         raise click.ClickException(f"bad configuration: {exc}") from exc
     services, engine = open_services(settings)
-    user = services.users.ensure_user(user_name)
-    return services, user, engine
+    try:
+        yield services, services.users.ensure_user(user_name)
+    finally:
+        engine.dispose()
+
+
+def _call(user_name: str, handler: Any, params: dict[str, Any]) -> Any:
+    """One service call as ``user_name``; a business error ends the command (exit 1)."""
+    with _session(user_name) as (services, owner):
+        return _answer(lambda: handler(services, owner, params))
 
 
 def _answer(call: Any) -> Any:
@@ -68,8 +80,7 @@ def task_submit(
     preset: str, src: str, dst: str, points: int, cb_url: str, top: bool, wait: bool, user: str
 ) -> None:
     """Queue a task; prints its TaskID (with --wait, its final state)."""
-    services, owner, engine = _open(user)
-    try:
+    with _session(user) as (services, owner):
         bucket, _, key = dst.lstrip("/").partition("/")
         params: dict[str, Any] = {
             "Preset": preset,
@@ -87,8 +98,6 @@ def task_submit(
         click.echo(task_id)
         if wait:
             _wait(services, owner, task_id)
-    finally:
-        engine.dispose()
 
 
 def _wait(services: Services, owner: User, task_id: str) -> None:
@@ -114,11 +123,7 @@ def _wait(services: Services, owner: User, task_id: str) -> None:
 @_USER
 def task_show(task_id: str, user: str) -> None:
     """Print a task as GetTaskByTaskID returns it."""
-    services, owner, engine = _open(user)
-    try:
-        _echo_json(task_info(_answer(lambda: find_task(services, owner, {"TaskID": task_id}))))
-    finally:
-        engine.dispose()
+    _echo_json(_call(user, get_task_by_task_id, {"TaskID": task_id})["TaskInfo"])
 
 
 @task.command("list")
@@ -127,13 +132,7 @@ def task_show(task_id: str, user: str) -> None:
 @_USER
 def task_list(status: str, limit: int, user: str) -> None:
     """List this month's tasks, newest first: id, status, error code, preset, created."""
-    services, owner, engine = _open(user)
-    try:
-        page = _answer(
-            lambda: get_task_list(services, owner, {"TaskStatus": status, "Limit": limit})
-        )
-    finally:
-        engine.dispose()
+    page = _call(user, get_task_list, {"TaskStatus": status, "Limit": limit})
     for info in page["TaskInfo"]:
         click.echo(
             f"{info['TaskID']}  {info['TaskStatus']:<4}  {info['ErrorCode']:>4}  "
@@ -151,12 +150,7 @@ def preset() -> None:
 @_USER
 def preset_list(user: str) -> None:
     """Name, type and description of every preset."""
-    services, owner, engine = _open(user)
-    try:
-        found = _answer(lambda: get_preset_list(services, owner, {}))["PresetList"]
-    finally:
-        engine.dispose()
-    for item in found:
+    for item in _call(user, get_preset_list, {})["PresetList"]:
         click.echo(f"{item['Preset']:<32}  {item['PresetType']:<12}  {item['Description']}")
 
 
@@ -165,10 +159,4 @@ def preset_list(user: str) -> None:
 @_USER
 def preset_show(name: str, user: str) -> None:
     """Print a preset as GetPresetDetail returns it."""
-    services, owner, engine = _open(user)
-    try:
-        _echo_json(
-            _answer(lambda: get_preset_detail(services, owner, {"Preset": name}))["PresetDetail"]
-        )
-    finally:
-        engine.dispose()
+    _echo_json(_call(user, get_preset_detail, {"Preset": name})["PresetDetail"])

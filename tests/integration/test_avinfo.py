@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from tests.integration.conftest import BUCKET, Deployment
+from tests.support.jsontext import without_whitespace
 from tests.support.media import SampleMediaUnavailable, make_audio, make_video, sample_videos
 from tests.support.receiver import CallbackReceiver
 
@@ -146,27 +147,6 @@ def ffprobe_raw(path: Path) -> str:
         check=True,
     )
     return result.stdout.decode("utf-8")
-
-
-def without_whitespace(text: str) -> str:
-    """JSON ``text`` without the whitespace between tokens (strings untouched)."""
-    out: list[str] = []
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-        elif ch not in " \t\r\n":
-            out.append(ch)
-    return "".join(out)
 
 
 def assert_is_ffprobe_output(metainfo: str, local: Path, src: str) -> None:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from tests.support.jsontext import without_whitespace
 
 from openkvs.engine.metainfo import metainfo_text, require_av_streams
 from openkvs.errors import TaskError
@@ -117,27 +118,6 @@ GOLDEN = (
 )
 
 
-def strip_whitespace(text: str) -> str:
-    """``text`` (JSON) without the whitespace between tokens; strings are left as they are."""
-    out: list[str] = []
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-        elif ch not in " \t\r\n":
-            out.append(ch)
-    return "".join(out)
-
-
 def _parsed() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(FFPROBE_TEXT)
     return data
@@ -149,7 +129,7 @@ def test_golden_text() -> None:
 
 def test_is_ffprobes_own_text_without_whitespace() -> None:
     # Same escapes as ffprobe's JSON writer (\n, \", \\, lower-case \u00XX), raw UTF-8.
-    expected = strip_whitespace(FFPROBE_TEXT).replace(
+    expected = without_whitespace(FFPROBE_TEXT).replace(
         '"/srv/openkvs/data/buckets/media/in/rot.mp4"', '"/media/in/rot.mp4"'
     )
     assert metainfo_text(_parsed(), source="/media/in/rot.mp4") == expected

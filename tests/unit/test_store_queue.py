@@ -26,7 +26,9 @@ def user_id(engine: Engine) -> int:
     return UserStore(engine).ensure_user("alice").id
 
 
-def _add(store: TaskStore, user_id: int, now: float, *, top: bool = False) -> str:
+def _add(
+    store: TaskStore, user_id: int, now: float, *, top: bool = False, pipeline: str = "usual"
+) -> str:
     task_id = new_task_id(now)
     store.create(
         NewTask(
@@ -35,7 +37,7 @@ def _add(store: TaskStore, user_id: int, now: float, *, top: bool = False) -> st
             action="CreateWaveTask",
             task_type="audiowave",
             preset="wave",
-            pipeline="usual",
+            pipeline=pipeline,
             is_top=top,
             request={"CbUrl": "http://127.0.0.1:9/cb"},
         ),
@@ -156,3 +158,43 @@ def test_get_is_scoped_to_user(engine: Engine, store: TaskStore, user_id: int) -
     task_id = _add(store, user_id, T0)
     assert store.get(task_id, user_id) is not None
     assert store.get(task_id, other) is None
+
+
+def test_claim_skips_blocked_pipelines(engine: Engine, store: TaskStore, user_id: int) -> None:
+    from openkvs.model import Pipeline, PipelineState
+    from openkvs.service.pipelines import blocked
+    from openkvs.store.pipelines import PipelineStore
+
+    other = UserStore(engine).ensure_user("bob").id
+    pipelines = PipelineStore(engine)
+    pipelines.put(user_id, Pipeline("night", PipelineState.PAUSED, "", "", 0, 10), T0)
+    pipelines.put(user_id, Pipeline("usual", PipelineState.ACTIVE, "", "", 0, 1), T0)
+    paused = _add(store, user_id, T0, pipeline="night")
+    first = _add(store, user_id, T0 + 1, pipeline="usual")
+    second = _add(store, user_id, T0 + 2, pipeline="usual")
+    bobs = _add(store, other, T0 + 3, pipeline="usual")
+
+    def rule(stored: list, running: dict) -> set:  # type: ignore[type-arg]
+        return blocked(stored, running, T0, 10)
+
+    got = store.claim("w1", T0 + 10, 60, rule)
+    assert got is not None and got.task_id == first
+    # alice's usual has Quota 1 and one running: bob's task goes next, not alice's second
+    got = store.claim("w2", T0 + 10, 60, rule)
+    assert got is not None and got.task_id == bobs
+    assert store.claim("w3", T0 + 10, 60, rule) is None
+    assert store.finish(
+        first,
+        "w1",
+        status=TaskStatus.SUCC,
+        error_code=0,
+        error_msg="",
+        result=[],
+        callback=None,
+        now=T0 + 11,
+    )
+    got = store.claim("w3", T0 + 12, 60, rule)
+    assert got is not None and got.task_id == second
+    pipelines.put(user_id, Pipeline("night", PipelineState.ACTIVE, "", "", 0, 10), T0 + 13)
+    got = store.claim("w4", T0 + 14, 60, rule)
+    assert got is not None and got.task_id == paused

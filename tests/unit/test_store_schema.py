@@ -51,3 +51,23 @@ def test_concurrent_first_start_migrates_once(db_url: str) -> None:
     with eng.connect() as conn:
         assert current_version(conn) == LATEST
     eng.dispose()
+
+
+def test_upgrade_from_version_1_keeps_data(db_url: str) -> None:
+    from sqlalchemy import select
+
+    from openkvs.store import migrations
+    from openkvs.store.users import UserStore
+
+    eng = open_engine(db_url, migrate_schema=False)
+    with eng.begin() as conn:
+        migrations.current_version(conn)
+        migrations.STEPS[0][2](conn)
+        conn.execute(migrations.schema_version.insert().values(version=1))
+    alice = UserStore(eng).ensure_user("alice")
+    assert migrate(eng) == LATEST
+    expected = {t.name: {c.name for c in t.columns} for t in schema.metadata.sorted_tables}
+    assert _columns(eng) == expected
+    with eng.connect() as conn:
+        assert conn.execute(select(schema.users.c.name)).scalars().all() == [alice.name]
+    eng.dispose()

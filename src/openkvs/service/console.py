@@ -8,10 +8,9 @@ from openkvs.errors import ApiError, invalid
 from openkvs.model import User
 from openkvs.service import params as p
 from openkvs.service.context import Services
-from openkvs.service.ids import looks_like_task_id
 from openkvs.service.ranges import MAX_AGE_DAYS, MAX_SPAN_DAYS, page
 from openkvs.service.task_create import create_task
-from openkvs.service.tasks import task_info
+from openkvs.service.tasks import find_task, task_info
 from openkvs.store.tasks import TaskFilter
 
 ACTION = "FetchObjectMediaProcess"
@@ -60,10 +59,4 @@ def list_fetch_object_media_process(
 def get_fetch_object_media_process(
     services: Services, user: User, params: p.Params
 ) -> dict[str, Any]:
-    task_id = p.required_str(params, "ProcessTaskId")
-    if not looks_like_task_id(task_id):
-        raise ApiError(1009, f"ProcessTaskId {task_id!r} is not a task id")
-    task = services.tasks.get(task_id, user.id)
-    if task is None:
-        raise ApiError(1200, f"task {task_id} does not exist")
-    return {"TaskInfo": task_info(task)}
+    return {"TaskInfo": task_info(find_task(services, user, params, "ProcessTaskId"))}

@@ -39,12 +39,12 @@ def task_info(task: TaskRecord) -> dict[str, Any]:
     }
 
 
-def find_task(services: Services, user: User, params: p.Params) -> TaskRecord:
-    """The caller's task named by ``TaskID``: 1000 when missing, 1009 when malformed, 1200
-    when it does not exist (another user's task does not exist for this caller)."""
-    task_id = p.required_str(params, "TaskID")
+def find_task(services: Services, user: User, params: p.Params, name: str = "TaskID") -> TaskRecord:
+    """The caller's task named by ``params[name]``: 1000 when missing, 1009 when malformed,
+    1200 when it does not exist (another user's task does not exist for this caller)."""
+    task_id = p.required_str(params, name)
     if not looks_like_task_id(task_id):
-        raise ApiError(1009, f"TaskID {task_id!r} is not a 40-character task id")
+        raise ApiError(1009, f"{name} {task_id!r} is not a 40-character task id")
     task = services.tasks.get(task_id, user.id)
     if task is None:
         raise ApiError(1200, f"task {task_id} does not exist")
