@@ -41,6 +41,19 @@ class Deployment:
         assert result.returncode == 0, result.stderr
         return dest
 
+    def create_wave(self, src: str, key: str, *, points: int = 10, **extra: Any) -> str:
+        """A CreateWaveTask of ``src`` into ``media/key``; returns the TaskID."""
+        reply = self.client.create_wave_task(
+            Preset="wave",
+            SrcInfo=[{"path": src}],
+            DstBucket=BUCKET,
+            DstObjectKey=key,
+            points=points,
+            **extra,
+        )
+        assert reply["ErrNum"] == 0, reply
+        return str(reply["TaskID"])
+
     def wait_task(self, task_id: str, timeout: float = 60.0) -> dict[str, Any]:
         """Poll GetTaskByTaskID until the task is finished; returns its TaskInfo."""
         deadline = time.monotonic() + timeout

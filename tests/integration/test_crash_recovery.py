@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.integration.conftest import BUCKET, deploy
+from tests.integration.conftest import deploy
 from tests.support.receiver import CallbackReceiver
 
 
@@ -64,15 +64,8 @@ def test_kill_9_while_running_then_restart_completes(tmp_path: Path) -> None:
     for kvs in deploy(tmp_path / "data", env):
         src = kvs.upload(source, "in/long.mp3")
         with CallbackReceiver() as receiver:
-            reply = kvs.client.create_wave_task(
-                Preset="wave",
-                SrcInfo=[{"path": src}],
-                DstBucket=BUCKET,
-                DstObjectKey="out/long.json",
-                CbUrl=receiver.url,
-                points=500,
-            )
-            task_id = reply["TaskID"]
+            task_id = kvs.create_wave(src, "out/long.json", CbUrl=receiver.url, points=500)
+            task_id = task_id
             _wait_status(kvs.client, task_id, "exec", timeout=30)
             kvs.server.kill9()
             assert receiver.requests == []
@@ -95,25 +88,18 @@ def test_sigterm_while_running_is_clean(tmp_path: Path) -> None:
     for kvs in deploy(tmp_path / "data", env):
         src = kvs.upload(source, "in/long.mp3")
         with CallbackReceiver() as receiver:
-            reply = kvs.client.create_wave_task(
-                Preset="wave",
-                SrcInfo=[{"path": src}],
-                DstBucket=BUCKET,
-                DstObjectKey="out/long.json",
-                CbUrl=receiver.url,
-                points=100,
-            )
-            _wait_status(kvs.client, reply["TaskID"], "exec", timeout=30)
+            task_id = kvs.create_wave(src, "out/long.json", CbUrl=receiver.url, points=100)
+            _wait_status(kvs.client, task_id, "exec", timeout=30)
             assert kvs.server.stop() == 0
             log = kvs.server.log_path.read_text()
             assert "openkvs stopped" in log
             # Either it finished within the grace period or it went back to the queue.
-            assert f"task_finished task_id={reply['TaskID']}" in log or "task_released" in log
+            assert f"task_finished task_id={task_id}" in log or "task_released" in log
             kvs.server.start()
             [callback] = receiver.wait_for(1, timeout=120)
             receiver.assert_quiet(1.0)
         assert callback.json["Status"] == 3
-        assert kvs.wait_task(reply["TaskID"])["TaskStatus"] == "succ"
+        assert kvs.wait_task(task_id)["TaskStatus"] == "succ"
 
 
 def test_pending_callback_is_delivered_after_restart(tmp_path: Path) -> None:
@@ -140,14 +126,7 @@ def test_pending_callback_is_delivered_after_restart(tmp_path: Path) -> None:
     for kvs in deploy(tmp_path / "data", {"OPENKVS_CALLBACK_BACKOFF": "1,1,1"}):
         src = kvs.upload(short, "in/short.ogg")
         with CallbackReceiver(statuses=[500]) as receiver:
-            reply = kvs.client.create_wave_task(
-                Preset="wave",
-                SrcInfo=[{"path": src}],
-                DstBucket=BUCKET,
-                DstObjectKey="out/short.json",
-                CbUrl=receiver.url,
-                points=10,
-            )
+            task_id = kvs.create_wave(src, "out/short.json", CbUrl=receiver.url, points=10)
             receiver.wait_for(1, timeout=60)
             time.sleep(0.3)  # let the failed attempt be recorded
             kvs.server.kill9()
@@ -155,5 +134,5 @@ def test_pending_callback_is_delivered_after_restart(tmp_path: Path) -> None:
             kvs.server.start()
             got = receiver.wait_for(2, timeout=60)
         assert got[-1].status == 200
-        assert got[-1].json["TaskID"] == reply["TaskID"]
+        assert got[-1].json["TaskID"] == task_id
         assert got[-1].body == got[0].body

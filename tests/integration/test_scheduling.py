@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import BUCKET, Deployment, deploy
+from tests.integration.conftest import Deployment, deploy
 from tests.integration.test_crash_recovery import _long_mp3, _wait_status
 from tests.support.media import make_audio
 from tests.support.receiver import CallbackReceiver
@@ -29,17 +29,7 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment
 
 
 def _wave(kvs: Deployment, src: str, cb_url: str, **extra: object) -> str:
-    reply = kvs.client.create_wave_task(
-        Preset="wave",
-        SrcInfo=[{"path": src}],
-        DstBucket=BUCKET,
-        DstObjectKey="out/q.json",
-        CbUrl=cb_url,
-        points=50,
-        **extra,
-    )
-    assert reply["ErrNum"] == 0, reply
-    return str(reply["TaskID"])
+    return kvs.create_wave(src, "out/q.json", points=50, CbUrl=cb_url, **extra)
 
 
 def _pipeline(kvs: Deployment, **params: object) -> None:

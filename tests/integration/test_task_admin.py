@@ -25,15 +25,9 @@ def finished(kvs: Deployment, tmp_path_factory: pytest.TempPathFactory) -> dict[
     bad = kvs.upload(bad_file, "in/admin-bad.bin")
     ids = {}
     for name, src in (("ok1", good), ("ok2", good), ("bad", bad)):
-        reply = kvs.client.create_wave_task(
-            Preset="wave",
-            SrcInfo=[{"path": src}],
-            DstBucket=BUCKET,
-            DstObjectKey=f"out/{name}.json",
-            points=10,
-        )
-        ids[name] = reply["TaskID"]
-        kvs.wait_task(reply["TaskID"])
+        task_id = kvs.create_wave(src, f"out/{name}.json", points=10)
+        ids[name] = task_id
+        kvs.wait_task(task_id)
     return ids
 
 

@@ -126,17 +126,10 @@ def test_no_audio_fails_with_2058(kvs: Deployment, media_dir: Path) -> None:
     local = make_video(media_dir / "silent", "mute", seconds=2, audio=False)
     src = kvs.upload(local, "in/mute.mp4")
     with CallbackReceiver() as receiver:
-        reply = kvs.client.create_wave_task(
-            Preset="wave",
-            SrcInfo=[{"path": src}],
-            DstBucket=BUCKET,
-            DstObjectKey="out/mute.json",
-            CbUrl=receiver.url,
-            points=10,
-        )
+        task_id = kvs.create_wave(src, "out/mute.json", CbUrl=receiver.url, points=10)
         [callback] = receiver.wait_for(1, timeout=60)
     assert callback.json == {
-        "TaskID": reply["TaskID"],
+        "TaskID": task_id,
         "Status": 4,
         "Type": "audiowave",
         "Details": {
@@ -146,7 +139,7 @@ def test_no_audio_fails_with_2058(kvs: Deployment, media_dir: Path) -> None:
             "items": [],
         },
     }
-    info = kvs.wait_task(reply["TaskID"])
+    info = kvs.wait_task(task_id)
     assert (info["TaskStatus"], info["ErrorCode"]) == ("fail", "2058")
     assert info["ErrorMsg"] == "sniffer result has AV headers but no audio and video data"
 
@@ -166,14 +159,8 @@ def test_undecodable_source_fails_with_ffmpeg_code(
     garbage = tmp_path / name
     garbage.write_bytes(bytes(range(256)) * 64)
     src = kvs.upload(garbage, f"in/{name}")
-    reply = kvs.client.create_wave_task(
-        Preset="wave",
-        SrcInfo=[{"path": src}],
-        DstBucket=BUCKET,
-        DstObjectKey="out/n.json",
-        points=10,
-    )
-    info = kvs.wait_task(reply["TaskID"])
+    task_id = kvs.create_wave(src, "out/n.json", points=10)
+    info = kvs.wait_task(task_id)
     assert (info["TaskStatus"], info["ErrorCode"], info["ErrorMsg"]) == ("fail", code, message)
 
 
@@ -181,16 +168,9 @@ def test_callback_survives_two_500_answers(kvs: Deployment, media_dir: Path) -> 
     local = make_audio(media_dir / "retry", "tone", fmt="ogg", seconds=2)
     src = kvs.upload(local, "in/retry.ogg")
     with CallbackReceiver(statuses=[500, 500, 200]) as receiver:
-        reply = kvs.client.create_wave_task(
-            Preset="wave",
-            SrcInfo=[{"path": src}],
-            DstBucket=BUCKET,
-            DstObjectKey="out/retry.json",
-            CbUrl=receiver.url,
-            points=20,
-        )
+        task_id = kvs.create_wave(src, "out/retry.json", CbUrl=receiver.url, points=20)
         got = receiver.wait_for(3, timeout=30)
         receiver.assert_quiet(1.0)
     assert [r.status for r in got] == [500, 500, 200]
     assert all(r.body == got[0].body for r in got)
-    assert got[0].json == _expected_body(reply["TaskID"], "out/retry.json")
+    assert got[0].json == _expected_body(task_id, "out/retry.json")

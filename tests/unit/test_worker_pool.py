@@ -166,3 +166,17 @@ def test_dead_workers_task_with_attempts_left_runs_again(sqlite: Engine) -> None
     assert store.claim("dead", time.time() - 50, 1) is not None
     task = _recover_with_pool(sqlite, task_id)
     assert (task.status, task.attempts) == (TaskStatus.SUCC, 2)
+
+
+def test_task_deleted_while_its_worker_was_dead_is_not_run_again(sqlite: Engine) -> None:
+    task_id = _add(sqlite, "ok")
+    store = TaskStore(sqlite)
+    owner = store.claim("dead", time.time() - 50, 1)
+    assert owner is not None
+    user_id = owner.user_id
+    from openkvs.store.tasks import Outcome
+
+    assert store.delete(task_id, user_id, time.time()) is Outcome.CANCELLING
+    task = _recover_with_pool(sqlite, task_id)
+    assert (task.status, task.error_code, task.attempts) == (TaskStatus.FAIL, 2005, 1)
+    assert _callback_body(sqlite, task_id)["Details"]["errmsg"] == "task shutdown by user"

@@ -47,25 +47,28 @@ def get_task_list(services: Services, user: User, params: p.Params) -> dict[str,
     }
 
 
-def del_task(services: Services, user: User, params: p.Params) -> dict[str, Any]:
+def _change(services: Services, user: User, params: p.Params, change: Any, refused: str
+            ) -> Outcome:
+    """Apply ``change(task_id, user_id, now)`` to the caller's task: 1200 when it is gone,
+    1205 (with ``refused``) when its state does not allow the change."""
     task = find_task(services, user, params)
-    outcome = services.tasks.delete(task.task_id, user.id, services.clock())
+    outcome: Outcome = change(task.task_id, user.id, services.clock())
     if outcome is Outcome.MISSING:
         raise ApiError(1200, f"task {task.task_id} does not exist")
     if outcome is Outcome.FINISHED:
-        raise ApiError(1205, f"task {task.task_id} is {task.status.value}")
-    if outcome is Outcome.CANCELLING:
-        services.task_cancelled(task.task_id)
+        raise ApiError(1205, f"task {task.task_id} {refused}")
+    return outcome
+
+
+def del_task(services: Services, user: User, params: p.Params) -> dict[str, Any]:
+    if _change(services, user, params, services.tasks.delete,
+               "has already finished") is Outcome.CANCELLING:
+        services.task_cancelled(str(params["TaskID"]))
     return {}
 
 
 def top_task(services: Services, user: User, params: p.Params) -> dict[str, Any]:
-    task = find_task(services, user, params)
-    outcome = services.tasks.top(task.task_id, user.id, services.clock())
-    if outcome is Outcome.MISSING:
-        raise ApiError(1200, f"task {task.task_id} does not exist")
-    if outcome is Outcome.FINISHED:
-        raise ApiError(1205, f"task {task.task_id} is no longer queued")
+    _change(services, user, params, services.tasks.top, "is no longer queued")
     return {}
 
 

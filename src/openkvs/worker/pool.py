@@ -217,7 +217,10 @@ class WorkerPool:
     def _recover(self) -> None:
         now = time.time()
         for task in self._tasks.expired(now):
-            if task.attempts >= self._settings.max_attempts:
+            if task.cancel_requested:  # deleted while its worker was dying: do not rerun
+                log.info("task_cancelled", extra={"task_id": task.task_id})
+                self._finish(task, task.lease_owner, 2005, None, expired_before=now)
+            elif task.attempts >= self._settings.max_attempts:
                 log.error(
                     "task_abandoned", extra={"task_id": task.task_id, "attempts": task.attempts}
                 )
