@@ -97,6 +97,11 @@ class Settings:
     wave_parallel: int = _setting(
         0, "ffmpeg decoders per long waveform (0: one per core)", parse=int
     )
+    task_timeout: float = _setting(
+        3600.0,
+        "seconds a task's media work may take before it fails with 2038",
+        parse=_positive_float,
+    )
     pipeline_quota: int = _setting(
         10,
         "default Quota of a pipeline: a user's tasks of it running at once",

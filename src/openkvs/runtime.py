@@ -79,7 +79,7 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
 
         parallel = settings.wave_parallel or settings.workers_cores()
         executors: dict[str, Executor] = {
-            "audiowave": WaveExecutor(services.storage, parallel),
+            "audiowave": WaveExecutor(services.storage, parallel, settings.task_timeout),
             "avinfo": AvinfoExecutor(services.storage),
         }
         pool = WorkerPool(

@@ -136,3 +136,16 @@ def test_pending_callback_is_delivered_after_restart(tmp_path: Path) -> None:
         assert got[-1].status == 200
         assert got[-1].json["TaskID"] == task_id
         assert got[-1].body == got[0].body
+
+
+def test_a_task_over_its_time_limit_fails_with_2038(tmp_path: Path) -> None:
+    source = _long_mp3(tmp_path / "media", minutes=90)
+    env = {"OPENKVS_WAVE_PARALLEL": "1", "OPENKVS_TASK_TIMEOUT": "0.3"}
+    for kvs in deploy(tmp_path / "data", env):
+        task_id = kvs.create_wave(kvs.upload(source, "in/slow.mp3"), "out/slow.json")
+        info = kvs.wait_task(task_id)
+        assert (info["TaskStatus"], info["ErrorCode"], info["ErrorMsg"]) == (
+            "fail",
+            "2038",
+            "operation time out",
+        )

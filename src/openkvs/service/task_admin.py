@@ -47,8 +47,7 @@ def get_task_list(services: Services, user: User, params: p.Params) -> dict[str,
     }
 
 
-def _change(services: Services, user: User, params: p.Params, change: Any, refused: str
-            ) -> Outcome:
+def _change(services: Services, user: User, params: p.Params, change: Any, refused: str) -> Outcome:
     """Apply ``change(task_id, user_id, now)`` to the caller's task: 1200 when it is gone,
     1205 (with ``refused``) when its state does not allow the change."""
     task = find_task(services, user, params)
@@ -61,8 +60,10 @@ def _change(services: Services, user: User, params: p.Params, change: Any, refus
 
 
 def del_task(services: Services, user: User, params: p.Params) -> dict[str, Any]:
-    if _change(services, user, params, services.tasks.delete,
-               "has already finished") is Outcome.CANCELLING:
+    if (
+        _change(services, user, params, services.tasks.delete, "has already finished")
+        is Outcome.CANCELLING
+    ):
         services.task_cancelled(str(params["TaskID"]))
     return {}
 

@@ -16,9 +16,10 @@ from openkvs.storage.base import ObjectStorage, StorageError
 class WaveExecutor:
     """``audiowave`` tasks (CreateWaveTask): waveform JSON written to DstObjectKey."""
 
-    def __init__(self, storage: ObjectStorage, parallel: int) -> None:
+    def __init__(self, storage: ObjectStorage, parallel: int, timeout: float) -> None:
         self._storage = storage
         self._parallel = parallel
+        self._timeout = timeout  # seconds of decoding before the task fails with 2038
 
     def run(self, task: TaskRecord, cancel: threading.Event) -> list[dict[str, Any]]:
         req = task.request
@@ -37,6 +38,7 @@ class WaveExecutor:
             ),
             parallel=self._parallel,
             cancel=cancel,
+            timeout=self._timeout,
         )
         data = json.dumps(doc, separators=(",", ":")).encode("utf-8")
         try:
