@@ -76,3 +76,11 @@ def test_callback_url_and_acl() -> None:
     assert p.acl({}) == "public-read"
     with pytest.raises(ApiError):
         p.acl({"DstAcl": "public"})
+
+
+def test_integers_are_bounded() -> None:
+    assert p.to_int("n", str(2**53)) == 2**53
+    for huge in (2**53 + 1, -(2**53) - 1, "9" * 40, 1e300):
+        with pytest.raises(ApiError) as info:
+            p.to_int("n", huge)
+        assert info.value.code == 1001

@@ -43,7 +43,7 @@ def list_fetch_object_media_process(
     if cursor and not cursor.isdigit():
         raise invalid("Marker", "is not a cursor this service returned")
     _, limit = page({"Limit": params.get("Limit", "")})
-    offset = int(cursor or 0)
+    offset = p.to_int("Marker", cursor) if cursor else 0
     total, found = services.tasks.page(
         user.id, TaskFilter(float(start), float(end) + 1, actions=(ACTION,)), offset, limit
     )

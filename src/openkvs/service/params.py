@@ -34,19 +34,30 @@ def optional_str(params: Params, name: str, default: str = "") -> str:
     return required_str(params, name) if given(params, name) else default
 
 
+#: Integers beyond this are refused: they fit neither JSON numbers exactly nor the store.
+MAX_INT = 2**53
+
+
 def to_int(name: str, value: Any) -> int:
+    """An integer parameter given as a number or a numeric string; 1001 otherwise, and for
+    values beyond ±2**53."""
+    number: int | None = None
     if isinstance(value, bool):
-        raise invalid(name, "must be an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and len(value) <= 32:
         try:
-            return int(value.strip())
+            number = int(value.strip())
         except ValueError:
-            pass
-    raise invalid(name, f"must be an integer, got {value!r}")
+            number = None
+    if number is None:
+        raise invalid(name, f"must be an integer, got {value!r:.60}")
+    if abs(number) > MAX_INT:
+        raise invalid(name, f"is out of range, got {number:.3g}")
+    return number
 
 
 def required_int(params: Params, name: str, lo: int, hi: int) -> int:

@@ -11,6 +11,7 @@ from openkvs.service.ids import CST
 
 MAX_SPAN_DAYS = 31
 MAX_AGE_DAYS = 90
+LAST_UNIX_SECOND = 253402300799  # 9999-12-31 23:59:59 UTC
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ def _unix(params: p.Params, name: str) -> int | None:
     if not p.given(params, name):
         return None
     value = p.to_int(name, params[name])
-    if value < 0:
-        raise invalid(name, "must not be negative")
+    if not 0 <= value <= LAST_UNIX_SECOND:
+        raise invalid(name, "must be unix seconds between 1970 and 9999")
     return value or None
 
 

@@ -8,6 +8,8 @@ special: the queue's claim uses ``FOR UPDATE SKIP LOCKED`` (see ``store/queue.py
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,21 @@ def open_engine(url: str, *, migrate_schema: bool = True) -> Engine:
     return engine
 
 
+def _enable_wal(cursor: Any, patience: float = 30.0) -> None:
+    """Switch a new database to WAL. The switch needs the database to itself and SQLite
+    does not wait for it (no busy handler), so two processes starting on a fresh data
+    folder at once (``serve`` and ``keys create``) retry here instead of failing."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_engine(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -40,10 +57,10 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         # transaction handling would begin lazily, as a deferred transaction).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine, "begin")
