@@ -16,7 +16,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Engine, Integer, MetaData, Table, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    select,
+    text,
+)
 
 from openkvs.store import schema
 
@@ -26,10 +38,28 @@ _version_meta = MetaData()
 schema_version = Table("schema_version", _version_meta, Column("version", Integer, nullable=False))
 
 
+# Version 1's users and access_keys, frozen: version 3 altered them.
+_v1_meta = MetaData()
+_v1_users = Table(
+    "users",
+    _v1_meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+_v1_access_keys = Table(
+    "access_keys",
+    _v1_meta,
+    Column("access_key_id", String(64), primary_key=True),
+    Column("secret", String(128), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
+    _v1_meta.create_all(conn)
     tables = [
-        schema.users,
-        schema.access_keys,
         schema.tasks,
         schema.callbacks,
         schema.callback_attempts,
@@ -41,9 +71,24 @@ def _v2_presets_pipelines_counters(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.presets, schema.pipelines, schema.api_calls])
 
 
+def _v3_owners_secrets_tokens(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE users ADD COLUMN webhook_secret TEXT"))
+    conn.execute(text("ALTER TABLE access_keys ADD COLUMN revoked_at DOUBLE PRECISION"))
+    if conn.dialect.name == "postgresql":  # SQLite does not enforce VARCHAR lengths
+        conn.execute(text("ALTER TABLE access_keys ALTER COLUMN secret TYPE TEXT"))
+    schema.metadata.create_all(
+        conn, tables=[schema.buckets, schema.bucket_grants, schema.client_tokens]
+    )
+
+
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "presets, pipelines and API call counters", _v2_presets_pipelines_counters),
+    (
+        3,
+        "bucket owners and grants, sealed secrets, webhook secrets, client tokens",
+        _v3_owners_secrets_tokens,
+    ),
 ]
 
 LATEST = STEPS[-1][0]

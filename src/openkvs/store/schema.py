@@ -28,15 +28,19 @@ users = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+    # The key of the user's callback signatures (Standard Webhooks), sealed like key secrets.
+    Column("webhook_secret", Text, nullable=True),
 )
 
 access_keys = Table(
     "access_keys",
     metadata,
     Column("access_key_id", String(64), primary_key=True),
-    Column("secret", String(128), nullable=False),
+    # Sealed with the data key (store/secrets.py), never the plain secret.
+    Column("secret", Text, nullable=False),
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),  # set by `openkvs keys revoke`
 )
 
 tasks = Table(
@@ -141,4 +145,34 @@ api_calls = Table(
     Column("period_start", Integer, nullable=False),  # unix seconds, a multiple of 300
     Column("count", Integer, nullable=False),
     UniqueConstraint("user_id", "action", "period_start", name="uq_api_calls_period"),
+)
+
+buckets = Table(
+    "buckets",
+    metadata,
+    # A bucket belongs to the user who created it; only its owner and the users it was
+    # granted to may read sources from it or write outputs into it.
+    Column("name", String(63), primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+bucket_grants = Table(
+    "bucket_grants",
+    metadata,
+    Column("bucket", String(63), ForeignKey("buckets.name"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("access", String(16), nullable=False),  # "read" or "readwrite"
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("bucket", "user_id", name="uq_bucket_grants_bucket_user"),
+)
+
+client_tokens = Table(
+    "client_tokens",
+    metadata,
+    # ExtParam ClientToken: a repeat by the same user within a day returns the first TaskID.
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("token", String(64), primary_key=True),
+    Column("task_id", String(40), nullable=False),
+    Column("created_at", Float, nullable=False, index=True),
 )
