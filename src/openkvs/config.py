@@ -111,6 +111,14 @@ class Settings:
         50, "largest Quota UpdatePipeline accepts", parse=_positive_int
     )
     log_json: bool = _setting(False, "write logs as JSON lines", parse=_bool)
+    master_key: str = _setting(
+        "", "the data key (URL-safe base64 of 32 bytes); empty: read or create key_file"
+    )
+    key_file: Path = _setting(
+        Path(""),
+        "file holding the data key that seals secrets; empty means <data_dir>/openkvs.key",
+        parse=Path,
+    )
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -124,6 +132,12 @@ class Settings:
             return max(1, len(os.sched_getaffinity(0)))
         except AttributeError:  # pragma: no cover - not Linux
             return os.cpu_count() or 1
+
+    @property
+    def data_key_file(self) -> Path:
+        return (
+            self.key_file if str(self.key_file) not in ("", ".") else self.data_dir / "openkvs.key"
+        )
 
     @property
     def buckets_dir(self) -> Path:

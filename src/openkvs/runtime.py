@@ -18,6 +18,7 @@ from openkvs.store.database import open_engine
 from openkvs.store.outbox import OutboxStore
 from openkvs.store.pipelines import PipelineStore
 from openkvs.store.presets import PresetStore
+from openkvs.store.secrets import Sealer, load_key
 from openkvs.store.tasks import TaskStore
 from openkvs.store.users import UserStore
 from openkvs.worker.pool import PoolSettings, WorkerPool
@@ -25,6 +26,7 @@ from openkvs.worker.pool import PoolSettings, WorkerPool
 
 def open_services(settings: Settings) -> tuple[Services, Engine]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    sealer = Sealer(load_key(settings.master_key, settings.data_key_file))
     engine = open_engine(settings.sqlalchemy_url)
     services = Services(
         settings=settings,
@@ -35,6 +37,7 @@ def open_services(settings: Settings) -> tuple[Services, Engine]:
         presets=PresetStore(engine),
         pipelines=PipelineStore(engine),
         counter=CallCounter(engine),
+        sealer=sealer,
     )
     return services, engine
 

@@ -12,6 +12,7 @@ from openkvs.store.counters import CallCounter
 from openkvs.store.outbox import OutboxStore
 from openkvs.store.pipelines import PipelineStore
 from openkvs.store.presets import PresetStore
+from openkvs.store.secrets import Sealer
 from openkvs.store.tasks import TaskStore
 from openkvs.store.users import UserStore
 
@@ -34,6 +35,7 @@ class Services:
     presets: PresetStore
     pipelines: PipelineStore
     counter: CallCounter
+    sealer: Sealer
     #: Preset types that have an executor: tasks of other types are refused at creation.
     executable_types: frozenset[str] = frozenset({"avinfo", "audiowave"})
     #: Called after a task is queued (or a pipeline opened), so workers start at once.
