@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -49,15 +53,38 @@ def serve(host: str, port: int) -> None:
 
     settings = _settings()
     logs.setup(as_json=settings.log_json)
+    # Bind first: a busy port fails here, before any worker starts or "serving" is printed.
+    sock = _listen(host, port)
     runtime = build_runtime(settings)
     server = make_server(create_app(runtime.services), host, port)
     runtime.start()
-    click.echo(f"openkvs serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
+    shown = sock.getsockname()[1]
+    click.echo(f"openkvs serving on http://{host}:{shown} (data in {settings.data_dir})", err=True)
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         runtime.stop()
+        sock.close()
         click.echo("openkvs stopped", err=True)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or a ClickException naming why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.set_inheritable(True)
+    return sock
 
 
 @main.command()
@@ -207,7 +234,8 @@ def cp(src: str, dst: str, acl: str) -> None:
 
 @main.command()
 def doctor() -> None:
-    """Check ffmpeg/ffprobe, the database and the storage."""
+    """Check ffmpeg/ffprobe, the data key, the database and the storage; changes nothing
+    (it never creates the data folder, the key file or the schema)."""
     ok = True
 
     def report(name: str, good: bool, detail: str) -> None:
@@ -222,29 +250,77 @@ def doctor() -> None:
             continue
         out = subprocess.run([path, "-version"], capture_output=True, text=True, timeout=30)
         report(tool, out.returncode == 0, out.stdout.splitlines()[0] if out.stdout else path)
-    try:
-        settings = _settings()
-        services, engine = open_services(settings)
-        from openkvs.store.migrations import LATEST
+    settings = _settings()
+    if not settings.data_dir.is_dir():
+        report(
+            "data folder",
+            True,
+            f"{settings.data_dir} does not exist yet (`openkvs serve` or `openkvs keys create` "
+            "creates it); nothing more to check",
+        )
+        sys.exit(0 if ok else 1)
+    report("data folder", True, str(settings.data_dir))
+    _doctor_key(settings, report)
+    _doctor_database(settings, report)
+    buckets = settings.buckets_dir
+    if buckets.is_dir():
+        count = sum(1 for p in buckets.iterdir() if p.is_dir() and p.name != ".meta")
+        writable = os.access(buckets, os.W_OK)
+        report("storage", writable, f"local, {buckets} ({count} buckets)")
+    else:
+        report("storage", True, f"local, {buckets} (no bucket yet)")
+    sys.exit(0 if ok else 1)
 
+
+def _doctor_key(settings: Settings, report: Callable[[str, bool, str], None]) -> None:
+    from openkvs.store.secrets import SecretsError, load_key
+
+    where = "OPENKVS_MASTER_KEY" if settings.master_key else str(settings.data_key_file)
+    try:
+        load_key(settings.master_key, settings.data_key_file, create=False)
+    except (SecretsError, OSError) as exc:
+        report("data key", False, f"{where}: {exc}")
+    else:
+        report("data key", True, where)
+
+
+def _doctor_database(settings: Settings, report: Callable[[str, bool, str], None]) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from openkvs.store.migrations import LATEST, current_version
+
+    url = settings.sqlalchemy_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        report("database", True, f"SQLite {parsed.database}, not created yet (first start does)")
+        return
+    try:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                version = current_version(conn) if _has_schema(conn) else 0
+        finally:
+            engine.dispose()
+    except Exception as exc:  # doctor reports every failure instead of stopping
+        report("database", False, f"{type(exc).__name__}: {exc}")
+        return
+    shown = engine.url.render_as_string(hide_password=True)
+    if version == LATEST:
+        report("database", True, f"{shown} (schema version {version})")
+    else:
         report(
             "database",
-            True,
-            f"{engine.url.render_as_string(hide_password=True)} (schema version {LATEST})",
+            version < LATEST,
+            f"{shown} (schema version {version}; this openkvs uses {LATEST}, "
+            + ("upgraded at the next start)" if version < LATEST else "newer than this openkvs)"),
         )
-        engine.dispose()
-        probe = settings.buckets_dir / ".doctor"
-        settings.buckets_dir.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"ok")
-        probe.unlink()
-        report(
-            "storage",
-            True,
-            f"local, {settings.buckets_dir} ({len(services.storage.list_buckets())} buckets)",
-        )
-    except Exception as exc:  # doctor reports every failure instead of stopping
-        report("database/storage", False, f"{type(exc).__name__}: {exc}")
-    sys.exit(0 if ok else 1)
+
+
+def _has_schema(conn: Any) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(conn).has_table("schema_version"))
 
 
 @main.command("config")
