@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from openkvs.config import Settings
+from openkvs.service.concurrency import ConcurrencyLimit
 from openkvs.storage.base import ObjectStorage
+from openkvs.store.buckets import BucketStore
 from openkvs.store.counters import CallCounter
 from openkvs.store.outbox import OutboxStore
 from openkvs.store.pipelines import PipelineStore
@@ -36,6 +38,8 @@ class Services:
     pipelines: PipelineStore
     counter: CallCounter
     sealer: Sealer
+    #: Bucket owners and grants: who may read sources from and write outputs to a bucket.
+    buckets: BucketStore
     #: Preset types that have an executor: tasks of other types are refused at creation.
     executable_types: frozenset[str] = frozenset({"avinfo", "audiowave"})
     #: Called after a task is queued (or a pipeline opened), so workers start at once.
@@ -44,3 +48,15 @@ class Services:
     #: stops it at once (workers elsewhere learn it at their next lease renewal).
     task_cancelled: Callable[[str], None] = field(default=_ignore)
     clock: Callable[[], float] = field(default=time.time)
+    #: FetchMetaInfo probes running at once, in all and per user (from ``settings`` when
+    #: not given; ``dataclasses.replace`` keeps the same one).
+    fetch_slots: ConcurrencyLimit | None = None
+
+    def __post_init__(self) -> None:
+        if self.fetch_slots is None:
+            limit = ConcurrencyLimit(
+                self.settings.fetch_meta_limit,
+                self.settings.fetch_meta_user_limit,
+                "FetchMetaInfo calls",
+            )
+            object.__setattr__(self, "fetch_slots", limit)

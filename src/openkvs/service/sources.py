@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from openkvs.errors import ApiError
+from openkvs.model import User
 from openkvs.service.params import case_insensitive_get, to_int
-from openkvs.storage.base import ObjectStorage
+from openkvs.storage.base import ObjectStorage, StorageError
 from openkvs.storage.keys import parse_source_path
+from openkvs.store.buckets import BucketStore
 
 MAX_SOURCES = 20
 
@@ -45,17 +47,34 @@ def source_list(raw: Any) -> list[dict[str, Any]]:
     return out
 
 
-def check_source(storage: ObjectStorage, path: str) -> tuple[str, str]:
-    """(bucket, key) of an existing source object: 1011 for a missing bucket, 1210 for a
-    missing object."""
+def check_source(
+    storage: ObjectStorage, buckets: BucketStore, user: User, path: str
+) -> tuple[str, str]:
+    """(bucket, key) of an existing source object ``user`` may read: 1011 for a missing
+    bucket, 1212 for a bucket the user neither owns nor was granted, 1210 for a missing
+    object (only asked once the user may read the bucket)."""
     bucket, key = parse_source_path(path)
     if not storage.bucket_exists(bucket):
         raise ApiError(1011, f"source bucket {bucket!r} does not exist")
-    if not storage.object_exists(bucket, key):
+    if not buckets.access(user.id, bucket).can_read:
+        raise ApiError(1212, f"source bucket {bucket!r} is not yours and was not granted to you")
+    try:
+        found = storage.object_exists(bucket, key)
+    except StorageError as exc:  # e.g. a link inside the bucket that points outside it
+        raise ApiError(1210, f"{path} does not exist") from exc
+    if not found:
         raise ApiError(1210, f"{path} does not exist")
     return bucket, key
 
 
-def check_destination(storage: ObjectStorage, bucket: str) -> None:
+def check_destination(
+    storage: ObjectStorage, buckets: BucketStore, user: User, bucket: str
+) -> None:
+    """1011 for a missing bucket, 1212 for one ``user`` neither owns nor was granted
+    read-write access to."""
     if not storage.bucket_exists(bucket):
         raise ApiError(1011, f"DstBucket {bucket!r} does not exist")
+    if not buckets.access(user.id, bucket).can_write:
+        raise ApiError(
+            1212, f"DstBucket {bucket!r} is not yours and was not granted to you for writing"
+        )

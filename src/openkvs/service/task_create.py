@@ -70,9 +70,11 @@ def create_task(
         except ApiError as exc:
             raise ApiError(1020, exc.detail) from exc
     submission = read_submission(services, user, params)
-    located = [check_source(services.storage, src["path"]) for src in sources]
+    located = [
+        check_source(services.storage, services.buckets, user, src["path"]) for src in sources
+    ]
     if dst_bucket:
-        check_destination(services.storage, dst_bucket)
+        check_destination(services.storage, services.buckets, user, dst_bucket)
     request = {
         "SrcInfo": sources,
         "DstBucket": dst_bucket,

@@ -17,6 +17,8 @@ ACTION = "CreateWaveTask"
 TASK_TYPE = "audiowave"
 PRESET = "wave"
 MAX_POINTS = 4095
+#: The longest ``ss``/``duration`` accepted: 50 hours, the longest source a task may have.
+MAX_SECONDS = 50 * 3600
 Layout = Literal["points", "peaks"]
 LAYOUTS: tuple[Layout, ...] = ("points", "peaks")
 
@@ -58,6 +60,8 @@ def _seconds(ext: dict[str, Any], name: str, *, positive: bool) -> float | None:
         raise ApiError(1018, f"ExtParam {name} must be a number of seconds") from exc
     if isinstance(value, bool) or seconds < 0 or (positive and seconds == 0):
         raise ApiError(1018, f"ExtParam {name} must be {'>' if positive else '>='} 0")
+    if not seconds <= MAX_SECONDS:  # also NaN and infinity ("nan", "1e999" as strings)
+        raise ApiError(1018, f"ExtParam {name} must be at most {MAX_SECONDS} seconds")
     return seconds
 
 
@@ -89,8 +93,8 @@ def create_wave_task(services: Services, user: User, params: p.Params) -> str:
         raise missing("points")
     submission = read_submission(services, user, params)
     options = wave_options(params, submission.ext)
-    src_bucket, src_key = check_source(services.storage, sources[0]["path"])
-    check_destination(services.storage, dst_bucket)
+    src_bucket, src_key = check_source(services.storage, services.buckets, user, sources[0]["path"])
+    check_destination(services.storage, services.buckets, user, dst_bucket)
     request = {
         "SrcInfo": sources,
         "DstBucket": dst_bucket,
