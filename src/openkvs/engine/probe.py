@@ -8,8 +8,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from openkvs.engine import ffmpeg
+from openkvs.engine import ffmpeg, sandbox
 from openkvs.errors import TaskError
+
+#: The most ffprobe output read (a few KB for ordinary media): beyond it the probe fails with
+#: 2010 at once. Huge tags within it are cut by ``engine/metainfo.py``.
+MAX_PROBE_OUTPUT = 8 * 1024 * 1024
 
 
 def probe(
@@ -17,21 +21,34 @@ def probe(
 ) -> dict[str, Any]:
     """ffprobe's JSON (``-show_streams -show_format``) for ``source``, unchanged.
 
-    ffprobe failing → :func:`ffmpeg.error_from_stderr`; running over ``timeout`` → 3187
-    (sniff time out); ``cancel`` set → 2005; output that is not a JSON object → 2410.
+    ``source`` is opened through :func:`sandbox.source_input`: a source that is not a single
+    media file (a playlist, a manifest, a list...) → 2037 with a detail saying its format is
+    not accepted. ffprobe failing otherwise → :func:`ffmpeg.error_from_stderr`; running
+    over ``timeout`` → 3187 (sniff time out); ``cancel`` set → 2005; output that is not a
+    JSON object → 2410; more than :data:`MAX_PROBE_OUTPUT` bytes of it → 2010.
+    ``format.filename`` is ``source``, the name ffprobe was asked about.
     """
-    out = ffmpeg.run(
-        [ffmpeg.FFPROBE, "-v", "error", "-of", "json", "-show_streams", "-show_format", source],
-        timeout=timeout,
-        cancel=cancel,
-        timeout_code=3187,
-    )
+    command = [ffmpeg.FFPROBE, "-v", "error", "-of", "json", "-show_streams", "-show_format"]
+    with sandbox.source_input(source) as opened:
+        try:
+            out = ffmpeg.run(
+                [*command, *opened.args()],
+                timeout=timeout,
+                cancel=cancel,
+                timeout_code=3187,
+                max_output=MAX_PROBE_OUTPUT,
+            )
+        except TaskError as exc:
+            raise opened.explain(exc) from exc
     try:
         data = json.loads(out)
     except ValueError as exc:
         raise TaskError(2410, f"ffprobe output is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise TaskError(2410, "ffprobe output is not a JSON object")
+    fmt = data.get("format")
+    if isinstance(fmt, dict) and fmt.get("filename") == opened.url:
+        fmt["filename"] = source  # ffprobe printed the link it was given
     return data
 
 

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from openkvs.engine import ffmpeg
+from openkvs.engine import ffmpeg, sandbox
 from openkvs.engine.probe import AudioInfo, audio_info, probe
 from openkvs.errors import TaskError
 
@@ -203,7 +203,9 @@ def _estimated_samples(probe_json: dict[str, Any], info: AudioInfo) -> int:
     return max(0, round(seconds * info.sample_rate))
 
 
-def _command(source: str, info: AudioInfo, start: int, length: int | None) -> list[str]:
+def _command(
+    opened: sandbox.SourceInput, info: AudioInfo, start: int, length: int | None
+) -> list[str]:
     """ffmpeg decoding ``length`` samples (None: to the end) from sample ``start``, as s16."""
     sr = info.sample_rate
     args = [ffmpeg.FFMPEG, "-nostdin", "-hide_banner", "-nostats", "-v", "error"]
@@ -213,7 +215,7 @@ def _command(source: str, info: AudioInfo, start: int, length: int | None) -> li
         args += ["-t", f"{length / sr:.6f}"]
     # One decoder thread: audio decoders gain nothing from more (FLAC's frame threads cost 10 %
     # CPU), and parallel ranges already use the cores.
-    args += ["-threads", "1", "-i", source, "-map", f"0:{info.stream_index}"]
+    args += ["-threads", "1", *opened.args(), "-map", f"0:{info.stream_index}"]
     if info.channels > 1:
         args += ["-af", mono_mean_filter(info.channels)]
     # -flush_packets 0: one write per 32 KiB instead of one per audio frame (2 KiB), which
@@ -233,7 +235,8 @@ def extract_wave(
 
     Layout "points" is spec §7.3; layout "peaks" is BBC audiowaveform's JSON (version 2, one
     channel, 16 bits), which peaks.js and waveform-data.js draw as is. Errors: no audio stream
-    (or no samples) → 2058; nothing left after ``ss`` or bad ``points`` → 2003;
+    (or no samples) → 2058; nothing left after ``ss`` or bad ``points`` → 2003; a source
+    that is not a single media file (``engine.sandbox``) → 2037;
     ``cancel`` set → 2005; past ``timeout`` seconds of decoding → 2038; ffmpeg failing →
     :func:`ffmpeg.error_from_stderr`.
     """
@@ -257,16 +260,21 @@ def extract_wave(
     plan = split_ranges(expected, ranges)
     plan[-1].end = wanted
     slack = round(RANGE_SLACK * sr)
-    commands = []
-    for r in plan:
-        length = None if r.end is None else r.end - r.first + r.preroll + slack
-        commands.append(_command(source, info, begin + r.first - r.preroll, length))
     peaks = BlockPeaks(expected)
 
     def consume(index: int, data: memoryview) -> None:
         plan[index].deliver(np.frombuffer(data, dtype=np.int16), peaks)
 
-    ffmpeg.stream(commands, consume, frame_bytes=2, cancel=cancel, timeout=timeout)
+    # Decoders get the probe's whitelists too: the object may have changed since the probe.
+    with sandbox.source_input(source) as opened:
+        commands = []
+        for r in plan:
+            length = None if r.end is None else r.end - r.first + r.preroll + slack
+            commands.append(_command(opened, info, begin + r.first - r.preroll, length))
+        try:
+            ffmpeg.stream(commands, consume, frame_bytes=2, cancel=cancel, timeout=timeout)
+        except TaskError as exc:
+            raise opened.explain(exc) from exc
 
     n = peaks.extent
     if n == 0:
