@@ -18,6 +18,8 @@ FAST_ENV = {
     "OPENKVS_LEASE_SECONDS": "3",
     "OPENKVS_POLL_SECONDS": "0.2",
     "OPENKVS_WORKERS": "2",
+    # Test receivers listen on loopback, which callbacks may not reach by default.
+    "OPENKVS_CALLBACK_ALLOW": "127.0.0.0/8,::1/128",
 }
 BUCKET = "media"
 

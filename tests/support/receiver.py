@@ -125,8 +125,10 @@ class CallbackReceiver:
     ``statuses``: the HTTP status of each successive answer; once used up, the last one
     repeats (``[500, 500, 200]`` fails twice, then succeeds forever). ``delay``: seconds to
     wait before answering (to exercise the sender's timeout); a sequence is consumed like
-    ``statuses``. ``path`` is appended to ``url``. After ``close()`` the recorded requests,
-    ``port`` and ``url`` stay readable; ``start()`` again listens on a new port.
+    ``statuses``. ``path`` is appended to ``url``. ``host``: another loopback address to
+    listen on (any of 127.0.0.0/8), so that receivers count as different hosts. After
+    ``close()`` the recorded requests, ``port`` and ``url`` stay readable; ``start()`` again
+    listens on a new port.
     """
 
     def __init__(
@@ -135,7 +137,9 @@ class CallbackReceiver:
         *,
         delay: float | Iterable[float] = 0.0,
         path: str = "/callback",
+        host: str = "127.0.0.1",
     ) -> None:
+        self._host = host
         self._statuses = list(statuses) or [200]
         self._delays = [float(delay)] if isinstance(delay, int | float) else list(delay) or [0.0]
         self._path = path
@@ -151,7 +155,7 @@ class CallbackReceiver:
     def start(self) -> CallbackReceiver:
         if self._server is not None:
             raise RuntimeError("receiver already started")
-        server = _Server(("127.0.0.1", 0))
+        server = _Server((self._host, 0))
         server.receiver = self
         self._server = server
         self._port = int(server.server_port)
@@ -196,7 +200,7 @@ class CallbackReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self._path}"
+        return f"http://{self._host}:{self.port}{self._path}"
 
     @property
     def requests(self) -> list[Request]:

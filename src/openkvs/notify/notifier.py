@@ -1,71 +1,254 @@
-"""Delivering the outbox: at least once, with back-off, every attempt recorded."""
+"""Delivering the outbox: at least once, with back-off, every attempt recorded.
+
+Attempts run concurrently in one asyncio loop on the notifier's thread. Each attempt has a
+total deadline (``timeout``: connect, send and answer together, however slowly a receiver
+drips its bytes) and counts against two bounds: ``per_host`` attempts in flight to one
+destination host, ``in_flight`` in all. A callback whose host already has its share stays
+due in the outbox while callbacks to other hosts go ahead, so a slow receiver delays only
+its own callbacks. Whatever goes wrong in an attempt (a refused or unusable URL, a network
+error, the deadline, a missing signing secret) is a failed attempt of that callback alone.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 
 from openkvs.model import Callback, DeliveryState
+from openkvs.notify.policy import host_key
 from openkvs.notify.retry import RetryPolicy
-from openkvs.notify.sender import CallbackSender
+from openkvs.notify.sender import CallbackSender, SendResult
+from openkvs.notify.signing import message_id, signed_headers
 from openkvs.store.outbox import Attempt, OutboxStore
 
 log = logging.getLogger(__name__)
 
+#: ``secrets(user_id)``: the user's ``whsec_...`` signing secret.
+Secrets = Callable[[int], str]
+
 
 class Notifier:
-    """Takes due callbacks from the outbox and POSTs them, in one background thread.
+    """Takes due callbacks from the outbox, signs them and POSTs them concurrently.
 
-    ``wake()`` makes it look at once (a task just finished); otherwise it sleeps until the
-    earliest pending callback is due, at most ``poll_seconds`` (other processes may add
-    callbacks too).
+    ``wake()`` makes it look at once (a task just finished); otherwise it looks again when
+    an attempt ends or the earliest pending callback is due, at most every ``poll_seconds``
+    (other processes may add callbacks too). A callback is leased while it is attempted;
+    a notifier that dies mid-attempt leaves it to be taken again when the lease ends.
     """
 
     def __init__(
         self,
         outbox: OutboxStore,
         sender: CallbackSender,
-        policy: RetryPolicy,
+        retry: RetryPolicy,
         *,
         timeout: float,
+        secrets: Secrets,
+        per_host: int = 4,
+        in_flight: int = 32,
         poll_seconds: float = 1.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._outbox = outbox
         self._sender = sender
-        self._policy = policy
+        self._retry = retry
+        self._timeout = timeout
+        self._secrets = secrets
+        self._per_host = per_host
+        self._in_flight = in_flight
+        # An attempt ends within its deadline; the margin covers recording it.
         self._lease = timeout + 30.0
         self._poll = poll_seconds
-        self._wake = threading.Event()
+        self._clock = clock
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._hosts: Counter[str] = Counter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._kick: asyncio.Event | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._runner: asyncio.Runner | None = None  # for deliver_due()
+        self._grace = 5.0
+
+    # ---------------------------------------------------------------------- control
 
     def wake(self) -> None:
-        self._wake.set()
+        """Look for due callbacks now (thread-safe)."""
+        loop, kick = self._loop, self._kick
+        if loop is not None and kick is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(kick.set)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0, *, grace: float = 5.0) -> None:
+        """Stop taking callbacks, give the attempts in flight ``grace`` seconds to end, cancel
+        the rest (unrecorded: they are attempted again when their lease ends) and close the
+        sender."""
+        self._grace = grace
+        self._stop.set()
+        self.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._runner is not None:
+            self._runner.run(self._sender.aclose())
+            self._runner.close()
+            self._runner = None
 
     def deliver_due(self) -> int:
-        """One pass over the due callbacks; returns how many were attempted."""
-        due = self._outbox.take_due(time.time(), self._lease)
+        """One pass, for tests and tools: take the due callbacks there is room for, attempt
+        them concurrently and wait for them all; returns how many were attempted. Not to be
+        mixed with ``start()``."""
+        if self._runner is None:
+            self._runner = asyncio.Runner()
+        return self._runner.run(self._one_pass())
+
+    # ---------------------------------------------------------------------- the loop
+
+    def _run(self) -> None:
+        with asyncio.Runner() as runner:
+            runner.run(self._serve())
+
+    def _attach(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        # Store calls and name look-ups run in threads: enough for every attempt in flight.
+        loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(
+                max_workers=self._in_flight + 4, thread_name_prefix="notifier-io"
+            )
+        )
+        self._kick = asyncio.Event()
+        self._loop = loop
+
+    async def _one_pass(self) -> int:
+        self._attach()
+        started = await self._fill()
+        if self._running:
+            await asyncio.wait(list(self._running.values()))
+        return started
+
+    async def _serve(self) -> None:
+        self._attach()
+        assert self._kick is not None
+        while not self._stop.is_set():
+            due: float | None = None
+            try:
+                await self._fill()
+                due = await asyncio.to_thread(self._outbox.next_due_at)
+            except Exception:
+                log.exception("notifier_error")
+            now = self._clock()
+            # Due now but not taken: their hosts are busy; an ending attempt kicks us.
+            wait = self._poll if due is None or due <= now else min(self._poll, due - now)
+            try:
+                async with asyncio.timeout(wait):
+                    await self._kick.wait()
+            except TimeoutError:
+                pass
+            self._kick.clear()
+        await self._end_attempts(self._grace)
+        await self._sender.aclose()
+
+    async def _end_attempts(self, grace: float) -> None:
+        running = list(self._running.values())
+        if not running:
+            return
+        _done, pending = await asyncio.wait(running, timeout=max(grace, 0.0))
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _fill(self) -> int:
+        """Take as many due callbacks as the bounds leave room for and start them."""
+        free = self._in_flight - len(self._running)
+        if free <= 0:
+            return 0
+        busy = Counter(self._hosts)  # a copy: admit() runs in a store thread
+
+        def admit(url: str) -> bool:
+            key = host_key(url)
+            if busy[key] >= self._per_host:
+                return False
+            busy[key] += 1
+            return True
+
+        due = await asyncio.to_thread(
+            self._outbox.take_due, self._clock(), self._lease, free, admit
+        )
         for callback in due:
-            if self._stop.is_set():
-                break
-            self._attempt(callback)
+            if callback.id not in self._running:
+                self._start(callback)
         return len(due)
 
-    def _attempt(self, callback: Callback) -> None:
+    def _start(self, callback: Callback) -> None:
+        key = host_key(callback.url)
+        self._hosts[key] += 1
+        task = asyncio.create_task(self._attempt(callback), name=f"callback-{callback.id}")
+        self._running[callback.id] = task
+
+        def finished(_task: asyncio.Task[None]) -> None:
+            self._running.pop(callback.id, None)
+            self._hosts[key] -= 1
+            if self._hosts[key] <= 0:
+                del self._hosts[key]
+            if self._kick is not None:
+                self._kick.set()
+
+        task.add_done_callback(finished)
+
+    # ---------------------------------------------------------------------- one attempt
+
+    async def _send(self, callback: Callback) -> SendResult:
+        if callback.user_id is None:
+            return SendResult(None, "the callback's task is gone: no user to sign for")
+        body = callback.body.encode("utf-8")
+        secret = await asyncio.to_thread(self._secrets, callback.user_id)
+        headers = signed_headers(
+            secret, message_id(callback.task_id, callback.id), int(self._clock()), body
+        )
+        return await self._sender.send(callback.url, body, headers)
+
+    async def _attempt(self, callback: Callback) -> None:
         number = callback.attempts + 1
-        started = time.time()
-        result = self._sender.send(callback.url, callback.body.encode("utf-8"))
+        started = self._clock()
+        clock = time.monotonic()
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await self._send(callback)
+        except TimeoutError:
+            result = SendResult(None, f"no complete answer within {self._timeout:g} s")
+        except Exception as exc:  # isolation: one callback's failure is its own
+            result = SendResult(None, f"{type(exc).__name__}: {exc}"[:300])
         attempt = Attempt(
-            number, started, int((time.time() - started) * 1000), result.http_status, result.error
+            number,
+            started,
+            int((time.monotonic() - clock) * 1000),
+            result.http_status,
+            result.error,
         )
-        delay = None if result.delivered else self._policy.next_delay(number)
-        state = self._outbox.record_attempt(
-            callback,
-            attempt,
-            delivered=result.delivered,
-            next_attempt_at=None if delay is None else time.time() + delay,
-        )
+        delay = None if result.delivered or result.final else self._retry.next_delay(number)
+        try:
+            state = await asyncio.to_thread(
+                self._outbox.record_attempt,
+                callback,
+                attempt,
+                delivered=result.delivered,
+                next_attempt_at=None if delay is None else self._clock() + delay,
+            )
+        except Exception:
+            # Not recorded: the lease runs out and the callback is attempted again.
+            log.exception("notifier_error", extra={"task_id": callback.task_id})
+            return
         fields = {
             "task_id": callback.task_id,
             "attempt": number,
@@ -78,27 +261,3 @@ class Notifier:
             log.error("callback_failed", extra={**fields, "errnum": 2034})
         else:
             log.warning("callback_retry", extra={**fields, "delay": delay})
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.deliver_due():
-                    continue
-                due = self._outbox.next_due_at()
-            except Exception:
-                log.exception("notifier_error")
-                due = None
-            wait = self._poll if due is None else min(self._poll, max(0.0, due - time.time()))
-            self._wake.wait(wait)
-            self._wake.clear()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._sender.close()

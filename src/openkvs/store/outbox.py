@@ -9,12 +9,17 @@ as a lease: a notifier that dies mid-attempt leaves the callback to be taken aga
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, Row, select, update
+from sqlalchemy import Connection, Engine, Row, and_, or_, select, update
 
 from openkvs.model import Callback, DeliveryState
-from openkvs.store.schema import callback_attempts, callbacks
+from openkvs.store.schema import callback_attempts, callbacks, tasks
+
+#: Due callbacks looked at per query, and in all per take, when ``admit`` passes over some.
+_PAGE = 200
+_MAX_SCAN = 5000
 
 
 def enqueue(
@@ -45,7 +50,7 @@ class Attempt:
     error: str
 
 
-def _callback(row: Row) -> Callback:
+def _callback(row: Row, user_id: int | None = None) -> Callback:
     return Callback(
         id=row.id,
         task_id=row.task_id,
@@ -54,6 +59,7 @@ def _callback(row: Row) -> Callback:
         state=DeliveryState(row.state),
         attempts=row.attempts,
         next_attempt_at=row.next_attempt_at,
+        user_id=user_id,
     )
 
 
@@ -61,29 +67,81 @@ class OutboxStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def take_due(self, now: float, lease_seconds: float, limit: int = 10) -> list[Callback]:
-        """Pending callbacks whose next attempt is due, leased for ``lease_seconds``."""
-        with self._engine.begin() as conn:
-            due = (
-                select(callbacks.c.id)
-                .where(
-                    callbacks.c.state == DeliveryState.PENDING.value,
-                    callbacks.c.next_attempt_at <= now,
+    def take_due(
+        self,
+        now: float,
+        lease_seconds: float,
+        limit: int = 10,
+        admit: Callable[[str], bool] | None = None,
+    ) -> list[Callback]:
+        """Up to ``limit`` pending callbacks whose next attempt is due, oldest first, leased
+        for ``lease_seconds``, each with the user of its task.
+
+        ``admit(url)`` may pass over a candidate (its destination already has its share of
+        attempts in flight): it stays due, untouched, for a later take, and younger callbacks
+        to other destinations are taken instead (at most ``_MAX_SCAN`` candidates are looked
+        at). The lease is taken by one conditional UPDATE: a callback that another notifier
+        leased meanwhile is no longer due and is left out.
+        """
+        chosen: list[int] = []
+        with self._engine.connect() as conn:
+            after: tuple[float, int] | None = None
+            scanned = 0
+            while len(chosen) < limit and scanned < _MAX_SCAN:
+                query = (
+                    select(callbacks.c.id, callbacks.c.url, callbacks.c.next_attempt_at)
+                    .where(
+                        callbacks.c.state == DeliveryState.PENDING.value,
+                        callbacks.c.next_attempt_at <= now,
+                    )
+                    .order_by(callbacks.c.next_attempt_at, callbacks.c.id)
+                    .limit(_PAGE)
                 )
-                .order_by(callbacks.c.next_attempt_at, callbacks.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+                if after is not None:  # keyset paging in the same order
+                    query = query.where(
+                        or_(
+                            callbacks.c.next_attempt_at > after[0],
+                            and_(
+                                callbacks.c.next_attempt_at == after[0], callbacks.c.id > after[1]
+                            ),
+                        )
+                    )
+                rows = conn.execute(query).all()
+                for row in rows:
+                    if admit is None or admit(row.url):
+                        chosen.append(row.id)
+                        if len(chosen) == limit:
+                            break
+                scanned += len(rows)
+                if len(rows) < _PAGE:
+                    break
+                after = (rows[-1].next_attempt_at, rows[-1].id)
+        if not chosen:
+            return []
+        with self._engine.begin() as conn:
+            leased = (
+                conn.execute(
+                    update(callbacks)
+                    .where(
+                        callbacks.c.id.in_(chosen),
+                        callbacks.c.state == DeliveryState.PENDING.value,
+                        callbacks.c.next_attempt_at <= now,
+                    )
+                    .values(next_attempt_at=now + lease_seconds)
+                    .returning(callbacks.c.id)
+                )
+                .scalars()
+                .all()
             )
-            ids = [r.id for r in conn.execute(due)]
-            if not ids:
+            if not leased:
                 return []
             rows = conn.execute(
-                update(callbacks)
-                .where(callbacks.c.id.in_(ids))
-                .values(next_attempt_at=now + lease_seconds)
-                .returning(*callbacks.c)
+                select(callbacks, tasks.c.user_id)
+                .select_from(callbacks.outerjoin(tasks, tasks.c.task_id == callbacks.c.task_id))
+                .where(callbacks.c.id.in_(leased))
+                .order_by(callbacks.c.id)
             ).all()
-        return sorted((_callback(r) for r in rows), key=lambda c: c.id)
+        return [_callback(r, r.user_id) for r in rows]
 
     def record_attempt(
         self,
