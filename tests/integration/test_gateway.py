@@ -138,3 +138,50 @@ def test_tasks_are_private_to_their_user(kvs: Deployment, tmp_path: Path) -> Non
         assert theirs["ErrNum"] == 1200 and "TaskInfo" not in theirs
     finally:
         close_kvs_client(mallory)
+
+
+def _kscore_signed(kvs: Deployment, url: str, headers: dict[str, str]) -> dict[str, str]:
+    """The headers of a GET signed by kscore's own SigV4 signer: it signs ``host``,
+    ``x-amz-date`` and every header given here."""
+    kscore = kvs_client.import_kscore()
+    request = kscore.ksrequest.KSRequest(method="GET", url=url, data=b"", headers=dict(headers))
+    credentials = kscore.credentials.Credentials(kvs.access_key, kvs.secret_key)
+    kscore.auth.SigV4Auth(credentials, "kvs", "cn-beijing-6").add_auth(request)
+    return {
+        name: value.decode() if isinstance(value, bytes) else value
+        for name, value in request.prepare().headers.items()
+    }
+
+
+def test_an_unsigned_action_header_is_refused(kvs: Deployment) -> None:
+    url = f"{kvs.server.url}/?TaskID={TASK_ID}"
+    with httpx.Client(trust_env=False) as http:
+        signed = _kscore_signed(kvs, url, {"X-Action": "GetTaskByTaskID"})
+        assert "SignedHeaders=host;x-action;x-amz-date," in signed["Authorization"]
+        ok = http.get(url, headers=signed)
+        assert ok.status_code == 200 and ok.json()["ErrNum"] == 1200
+
+        bare = _kscore_signed(kvs, url, {})
+        assert "SignedHeaders=host;x-amz-date," in bare["Authorization"]
+        for added in (
+            {"X-Action": "GetTaskByTaskID"},
+            {"X-Amz-Target": "kvs.GetTaskByTaskID"},
+        ):
+            refused = http.get(url, headers={**bare, **added})
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["Error"]["Code"] == "IncompleteSignature"
+            assert next(iter(added)) in refused.json()["Error"]["Message"]
+
+        # Signing X-Amz-Target does not make an X-Action added later acceptable.
+        target = _kscore_signed(kvs, url, {"X-Amz-Target": "kvs.GetTaskByTaskID"})
+        assert http.get(url, headers=target).json()["ErrNum"] == 1200
+        smuggled = http.get(url, headers={**target, "X-Action": "DelTaskByTaskID"})
+        assert smuggled.status_code == 400
+        assert smuggled.json()["Error"]["Code"] == "IncompleteSignature"
+
+        # A presigned URL signs only host: its action must be in the (signed) query.
+        presigned = presign_url(
+            "GET", url, kvs.access_key, kvs.secret_key, "cn-beijing-6", now=datetime.now(UTC)
+        )
+        refused = http.get(presigned, headers={"X-Action": "GetTaskByTaskID"})
+        assert refused.json()["Error"]["Code"] == "IncompleteSignature"

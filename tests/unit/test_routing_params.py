@@ -2,22 +2,73 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
+
 import pytest
 
-from openkvs.api.routing import action_params, query_params, resolve_action
-from openkvs.errors import ApiError, InvalidAction, InvalidVersion
+from openkvs.api.routing import (
+    MAX_FORM_FIELDS,
+    action_params,
+    form_params,
+    query_params,
+    resolve_action,
+)
+from openkvs.errors import ApiError, IncompleteSignature, InvalidAction, InvalidVersion
+from openkvs.notify.policy import AddressPolicy
 from openkvs.service import params as p
 
-KNOWN = {"CreateWaveTask": 1, "GetTaskByTaskID": 1}
+KNOWN = {"CreateWaveTask": 1, "GetTaskByTaskID": 1, "GetTaskList": 1}
+#: What kscore signs (spec kscore-client.md §3).
+SDK_SIGNED = frozenset(
+    {"accept", "content-type", "host", "x-action", "x-amz-date", "x-amz-target", "x-version"}
+)
+HOST_ONLY = frozenset({"host", "x-amz-date"})
+FORM = "application/x-www-form-urlencoded"
 
 
-def test_action_from_query_then_header_then_target() -> None:
+def resolve(
+    query: dict[str, str],
+    headers: dict[str, str],
+    signed: frozenset[str] = SDK_SIGNED,
+    form: dict[str, str] | None = None,
+) -> str:
+    return resolve_action(query, headers, KNOWN, signed_headers=signed, form=form)
+
+
+def test_action_from_query_then_form_then_header_then_target() -> None:
     assert (
-        resolve_action({"Action": "GetTaskByTaskID"}, {"x-action": "CreateWaveTask"}, KNOWN)
-        == "GetTaskByTaskID"
+        resolve({"Action": "GetTaskByTaskID"}, {"x-action": "CreateWaveTask"}) == "GetTaskByTaskID"
     )
-    assert resolve_action({}, {"x-action": "CreateWaveTask"}, KNOWN) == "CreateWaveTask"
-    assert resolve_action({}, {"x-amz-target": "kvs.CreateWaveTask"}, KNOWN) == "CreateWaveTask"
+    assert resolve({}, {"x-action": "CreateWaveTask"}) == "CreateWaveTask"
+    assert resolve({}, {"x-amz-target": "kvs.CreateWaveTask"}) == "CreateWaveTask"
+    by_form = resolve({}, {"x-action": "GetTaskList"}, form={"Action": "GetTaskByTaskID"})
+    assert by_form == "GetTaskByTaskID"
+    assert resolve({"Action": "GetTaskList"}, {}, form={"Action": "GetTaskByTaskID"}) == (
+        "GetTaskList"
+    )
+
+
+def test_an_action_or_version_header_must_be_signed() -> None:
+    for name in ("x-action", "x-amz-target"):
+        with pytest.raises(IncompleteSignature) as info:
+            resolve({}, {name: "kvs.GetTaskList" if "target" in name else "GetTaskList"}, HOST_ONLY)
+        assert "SignedHeaders" in info.value.message
+    # A signed X-Amz-Target does not make an added, unsigned X-Action acceptable.
+    with pytest.raises(IncompleteSignature):
+        resolve(
+            {},
+            {"x-amz-target": "kvs.GetTaskList", "x-action": "CreateWaveTask"},
+            HOST_ONLY | {"x-amz-target"},
+        )
+    with pytest.raises(IncompleteSignature):
+        resolve({"Action": "GetTaskList"}, {"x-version": "2017-01-01"}, HOST_ONLY)
+    # Chosen by the query or a form body (both covered by the signature): headers unread.
+    assert resolve({"Action": "GetTaskList"}, {"x-action": "CreateWaveTask"}, HOST_ONLY) == (
+        "GetTaskList"
+    )
+    form = {"Action": "GetTaskList", "Version": "2017-01-01"}
+    assert resolve({}, {"x-action": "X", "x-version": "1"}, HOST_ONLY, form) == "GetTaskList"
+    assert resolve({}, {"x-action": "GetTaskList", "x-version": "2017-01-01"}) == "GetTaskList"
 
 
 @pytest.mark.parametrize(
@@ -32,7 +83,9 @@ def test_action_from_query_then_header_then_target() -> None:
 )
 def test_gateway_errors(query: dict[str, str], headers: dict[str, str], exc: type) -> None:
     with pytest.raises(exc):
-        resolve_action(query, headers, KNOWN)
+        resolve(query, headers)
+    with pytest.raises(exc):
+        resolve({}, headers, form=query)
 
 
 def test_query_and_body_merge() -> None:
@@ -45,6 +98,57 @@ def test_query_and_body_merge() -> None:
     assert info.value.code == 1001
     with pytest.raises(ApiError):
         action_params("POST", {}, b"{nope")
+
+
+def test_form_body_fields() -> None:
+    body = b"Action=CreateTask&SrcInfo.0.path=%2Fb%2Fk%20a.mp4&SrcInfo.0.index=0&Note=a+b&Note=c"
+    form = form_params("POST", f"{FORM}; charset=utf-8", body)
+    assert form == {
+        "Action": "CreateTask",
+        "SrcInfo.0.path": "/b/k a.mp4",
+        "SrcInfo.0.index": "0",
+        "Note": "a b",
+    }
+    assert form_params("POST", "Application/X-WWW-Form-Urlencoded", b"") == {}
+    # Only a POST's form body is a form: JSON and GET bodies are not.
+    assert form_params("POST", "application/json", b"a=1") is None
+    assert form_params("POST", "", b"a=1") is None
+    assert form_params("GET", FORM, b"a=1") is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"a=\xff", b"a=%ff", b"a=%ED%A0%80", b"&".join([b"a=1"] * (MAX_FORM_FIELDS + 1))],
+)
+def test_bad_form_bodies_are_1001(body: bytes) -> None:
+    with pytest.raises(ApiError) as info:
+        form_params("POST", FORM, body)
+    assert info.value.code == 1001
+
+
+def test_form_and_query_params_are_rebuilt_and_transport_fields_dropped() -> None:
+    query = query_params("Action=Preset&Version=2017-01-01&Param.f=mp4&X-Amz-Date=1&Region=r")
+    form = form_params(
+        "POST",
+        FORM,
+        b"Action=Preset&Version=2017-01-01&Service=kvs&Region=cn-beijing-6&SdkVersion=x"
+        b"&Accesskey=AK&Language=zh-CN&Preset=p1&Param.VIDEO.vcodec=h264&Param.VIDEO.width=640"
+        b"&SrcInfo.1.path=%2Fb%2F2&SrcInfo.0.path=%2Fb%2F1",
+    )
+    params = action_params("POST", query, b"ignored: the form was read", form)
+    assert params == {
+        "Preset": "p1",
+        "Param": {"VIDEO": {"vcodec": "h264", "width": "640"}},  # the body wins
+        "SrcInfo": [{"path": "/b/1"}, {"path": "/b/2"}],
+    }
+    get = action_params("GET", query_params("SrcInfo.0.path=%2Fb%2F1&TaskID=t&Accesskey=AK"), b"")
+    assert get == {"SrcInfo": [{"path": "/b/1"}], "TaskID": "t"}
+    # A JSON body keeps its own shape; the SDK's transport members are dropped there too.
+    body = b'{"Action": "Preset", "Service": "kvs", "Param.f": "x", "Param": {"f": "mp4"}}'
+    assert action_params("POST", {}, body) == {"Param.f": "x", "Param": {"f": "mp4"}}
+    with pytest.raises(ApiError) as info:
+        action_params("GET", query_params("Param=1&Param.f=mp4"), b"")
+    assert info.value.code == 1001
 
 
 def test_int_coercion_and_empty_means_not_given() -> None:
@@ -70,9 +174,10 @@ def test_ext_param_string_or_object() -> None:
 
 
 def test_callback_url_and_acl() -> None:
-    assert p.callback_url({"CbUrl": "http://127.0.0.1:1/x"}) == "http://127.0.0.1:1/x"
+    loopback = AddressPolicy((ip_network("127.0.0.0/8"),))
+    assert p.callback_url({"CbUrl": "http://127.0.0.1:1/x"}, loopback) == "http://127.0.0.1:1/x"
     with pytest.raises(ApiError):
-        p.callback_url({"CbUrl": "ftp://x"})
+        p.callback_url({"CbUrl": "ftp://x"}, loopback)
     assert p.acl({}) == "public-read"
     with pytest.raises(ApiError):
         p.acl({"DstAcl": "public"})
