@@ -94,3 +94,39 @@ def test_local_storage_round_trip_and_containment(tmp_path: Path) -> None:
     (tmp_path / "buckets" / "media" / "link").symlink_to(tmp_path / "secret")
     with pytest.raises(StorageError):
         storage.source_for("media", "link")
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("a/\ud800.mp3", "surrogate"),
+        ("\udfff", "surrogate"),
+        ("a" * 251, "segment longer than 250"),
+        ("dir/" + "长" * 84 + "/x", "segment longer than 250"),
+    ],
+)
+def test_keys_the_filesystem_could_not_hold_are_1014(key: str, why: str) -> None:
+    with pytest.raises(ApiError, match=why) as info:
+        validate_key(key)
+    assert info.value.code == 1014
+
+
+def test_segments_up_to_the_limit_are_written(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "buckets")
+    storage.create_bucket("media")
+    for key in ("a" * 250, "d/" + "长" * 83 + "x"):  # 250 bytes, its metadata file 255
+        storage.put_bytes("media", validate_key(key), b"x", acl="private", content_type="x")
+        assert storage.object_exists("media", key)
+
+
+def test_source_paths_are_measured_in_bytes() -> None:
+    path = "/media/" + "长/" * 300 + "x"  # 909 characters, 1207 bytes
+    with pytest.raises(ApiError) as info:
+        parse_source_path(path)
+    assert info.value.code == 1213
+    with pytest.raises(ApiError) as info:
+        parse_source_path("/media/\ud800")
+    assert info.value.code == 1014
+    with pytest.raises(ApiError) as info:
+        parse_source_path("/media\n/x")  # the bucket pattern matches whole names only
+    assert info.value.code == 1011

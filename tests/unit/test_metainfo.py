@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from tests.support.jsontext import without_whitespace
 
-from openkvs.engine.metainfo import metainfo_text, require_av_streams
+from openkvs.engine.metainfo import (
+    MAX_METAINFO_BYTES,
+    MAX_TAGS,
+    MAX_VALUE_BYTES,
+    metainfo_text,
+    require_av_streams,
+)
 from openkvs.errors import TaskError
 
 #: ffprobe 5.1 ``-of json -show_streams -show_format`` output, as printed (4-space indent),
@@ -216,3 +222,46 @@ def test_no_audio_or_video_is_2058(doc: dict[str, Any], detail: str) -> None:
     assert info.value.code == 2058
     assert info.value.message == "sniffer result has AV headers but no audio and video data"
     assert detail in info.value.detail
+
+
+def test_long_strings_are_cut_on_a_character_boundary() -> None:
+    doc = _parsed()
+    doc["format"]["tags"]["comment"] = "c" * 5_000_000
+    doc["format"]["tags"]["title"] = "长" * 2000
+    doc["streams"][0]["tags"]["x" * 3000] = "long name"
+    text = metainfo_text(doc, source="/media/a.mp4")
+    parsed = json.loads(text)
+    tags = parsed["format"]["tags"]
+    assert tags["comment"] == "c" * MAX_VALUE_BYTES
+    assert tags["title"] == "长" * (MAX_VALUE_BYTES // 3)
+    assert parsed["streams"][0]["tags"]["x" * MAX_VALUE_BYTES] == "long name"
+    assert parsed["format"]["filename"] == "/media/a.mp4"
+    assert parsed["streams"][0]["codec_name"] == "h264"
+
+
+def test_tags_per_object_are_counted() -> None:
+    doc = _parsed()
+    doc["format"]["tags"] = {f"t{i}": str(i) for i in range(500)}
+    tags = json.loads(metainfo_text(doc, source="/m/a"))["format"]["tags"]
+    assert list(tags) == [f"t{i}" for i in range(MAX_TAGS)]
+
+
+def test_lone_surrogates_become_question_marks() -> None:
+    doc = _parsed()
+    doc["format"]["tags"]["comment"] = "a\ud800b"
+    text = metainfo_text(doc, source="/m/a")
+    assert json.loads(text)["format"]["tags"]["comment"] == "a?b"
+    text.encode("utf-8")  # storable and answerable
+
+
+def test_too_large_drops_tags_then_fails_with_2010() -> None:
+    doc = _parsed()
+    big_tags = {f"t{i}": "v" * MAX_VALUE_BYTES for i in range(MAX_TAGS)}
+    doc["streams"] = [{**doc["streams"][0], "tags": big_tags} for _ in range(4)]
+    parsed = json.loads(metainfo_text(doc, source="/m/a"))  # 4 x 64 KiB of tags: dropped
+    assert all(s["tags"] == {} for s in parsed["streams"]) and len(parsed["streams"]) == 4
+    assert parsed["format"]["tags"] == {}
+    doc["streams"] = [{"index": i, "codec_type": "data", "note": "n" * 1000} for i in range(200)]
+    with pytest.raises(TaskError) as info:
+        metainfo_text(doc, source="/m/a")
+    assert info.value.code == 2010 and str(MAX_METAINFO_BYTES) in info.value.detail

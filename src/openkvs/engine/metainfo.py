@@ -11,6 +11,19 @@ not show either, so the field keeps its place and names the object as the client
 
 Used by both the avinfo executor (callback, GetTaskMetaInfo) and FetchMetaInfo, so the two
 give the same string for the same object.
+
+Size limits. A file can carry tags of any size (``ffmpeg -metadata comment=<5 MB>``), and
+the text is stored with the task and answered, possibly 100 at a time (GetTaskMetaInfo), so
+it is bounded where it is made:
+
+* every string ffprobe printed (tag values and names above all) is cut to
+  :data:`MAX_VALUE_BYTES` bytes of UTF-8, on a character boundary, without a marker;
+* a ``tags`` object keeps its first :data:`MAX_TAGS` tags;
+* text that is not valid Unicode (a lone surrogate ffprobe passed through) becomes ``?``;
+* if the text is still over :data:`MAX_METAINFO_BYTES`, every ``tags`` object is emptied;
+  if it is still over (thousands of streams), the probe fails with 2010.
+
+ffprobe's own output is read up to ``engine.probe.MAX_PROBE_OUTPUT`` bytes (2010 beyond).
 """
 
 from __future__ import annotations
@@ -22,21 +35,57 @@ from openkvs.errors import TaskError
 
 #: Stream types that make a file "media" for avinfo.
 AV_TYPES = frozenset({"audio", "video"})
+#: The longest string (tag value, tag name, any field) kept, in UTF-8 bytes.
+MAX_VALUE_BYTES = 1024
+#: Tags kept per ``tags`` object (a stream's or the format's).
+MAX_TAGS = 64
+#: The largest metainfo text, in UTF-8 bytes.
+MAX_METAINFO_BYTES = 128 * 1024
+
+
+def _cut(text: str) -> str:
+    if text.isascii():
+        return text[:MAX_VALUE_BYTES]
+    data = text.encode("utf-8", "replace")  # a lone surrogate becomes "?"
+    return data[:MAX_VALUE_BYTES].decode("utf-8", "ignore")
+
+
+def _bounded(value: Any, *, keep_tags: bool) -> Any:
+    """A copy of ``value`` within the limits of the module docstring."""
+    if isinstance(value, str):
+        return _cut(value)
+    if isinstance(value, list):
+        return [_bounded(item, keep_tags=keep_tags) for item in value]
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for name, item in value.items():
+            if name == "tags" and isinstance(item, dict):
+                tags = list(item.items())[:MAX_TAGS] if keep_tags else []
+                out[name] = {_cut(k): _bounded(v, keep_tags=keep_tags) for k, v in tags}
+            else:
+                out[_cut(name)] = _bounded(item, keep_tags=keep_tags)
+        return out
+    return value
 
 
 def metainfo_text(probe_json: dict[str, Any], *, source: str) -> str:
     """``probe_json`` (a parsed ffprobe result) as compact JSON, with ``format.filename``
-    (when ffprobe printed one) replaced by ``source``, the client's ``/bucket/key``.
+    (when ffprobe printed one) replaced by ``source``, the client's ``/bucket/key``, and
+    within the size limits of the module docstring (2010 when it cannot be).
 
     ``probe_json`` is not modified. Key order and value types are those of the parsed
     document; ``ensure_ascii=False`` keeps tags in UTF-8 as ffprobe wrote them.
     """
-    doc = probe_json
-    fmt = probe_json.get("format")
-    if isinstance(fmt, dict) and "filename" in fmt:
-        # Assigning an existing key keeps its position, so the order stays ffprobe's.
-        doc = {**probe_json, "format": {**fmt, "filename": source}}
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    for keep_tags in (True, False):
+        doc = _bounded(probe_json, keep_tags=keep_tags)
+        fmt = doc.get("format")
+        if isinstance(fmt, dict) and "filename" in fmt:
+            # Assigning an existing key keeps its position, so the order stays ffprobe's.
+            fmt["filename"] = source
+        text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+        if len(text.encode("utf-8", "replace")) <= MAX_METAINFO_BYTES:
+            return text
+    raise TaskError(2010, f"the media description is larger than {MAX_METAINFO_BYTES} bytes")
 
 
 def require_av_streams(probe_json: dict[str, Any]) -> None:

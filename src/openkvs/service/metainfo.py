@@ -25,18 +25,24 @@ def fetch_meta_info(services: Services, user: User, params: p.Params) -> dict[st
     The text is the one an avinfo task of the same object reports (``engine.metainfo``).
     Errors: 1000 no SrcPath; 1016/1213/1011/1014 a malformed path, too long, bad bucket
     name or key; 1011 no such bucket; 1210 no such object; 1016 ffprobe failed, ran over
-    :data:`FETCH_TIMEOUT`, or found no audio or video stream (the detail says which).
+    :data:`FETCH_TIMEOUT`, found no audio or video stream, or described it in more than
+    the size limits of ``engine/metainfo.py`` (the detail says which). More probes at once
+    than ``OPENKVS_FETCH_META_LIMIT`` (or ``OPENKVS_FETCH_META_USER_LIMIT`` for this user)
+    → HTTP 429 ``Throttling``, without running ffprobe.
     """
     raw = p.required_str(params, "SrcPath")
     path = raw if raw.startswith("/") else "/" + raw
-    bucket, key = check_source(services.storage, path)
+    bucket, key = check_source(services.storage, services.buckets, user, path)
     try:
         source = services.storage.source_for(bucket, key)
     except StorageError as exc:
         raise ApiError(1210, f"{path} does not exist") from exc
+    assert services.fetch_slots is not None  # Services.__post_init__ sets it
     try:
-        found = probe(source, FETCH_TIMEOUT)
-        require_av_streams(found)
+        with services.fetch_slots.slot(user.id):
+            found = probe(source, FETCH_TIMEOUT)
+            require_av_streams(found)
+            text = metainfo_text(found, source=f"/{bucket}/{key}")
     except TaskError as exc:
         if exc.code in _SERVER_FAULTS:
             raise
@@ -46,4 +52,4 @@ def fetch_meta_info(services: Services, user: User, params: p.Params) -> dict[st
         # client's own name for the object.
         why = (exc.detail or exc.message).replace(source, path)
         raise ApiError(1016, f"{path} cannot be probed: {why}") from exc
-    return {"MetaInfo": metainfo_text(found, source=f"/{bucket}/{key}")}
+    return {"MetaInfo": text}

@@ -15,11 +15,11 @@ Reserved names (the ``audiowave`` preset ``wave``) are the preset service's busi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from openkvs.errors import ApiError, invalid, missing
+from openkvs.service import json_input
 from openkvs.service.param_values import (
     DIMENSION,
     FLAG,
@@ -206,17 +206,22 @@ def canonical_type(preset_type: object) -> str:
 def parse_param(raw: object) -> dict[str, Any]:
     """``Param`` as an object, or a JSON string holding an object (spec §2.1 [INF]).
 
-    Absent (``None``/``""``) is ``1000``; anything else that is not an object is ``1001``.
+    Absent (``None``/``""``) is ``1000``; anything else that is not an object is ``1001``, and
+    so is a text beyond the limits of ``service/json_input.py`` or any lone surrogate (the
+    object is stored and answered as UTF-8).
     """
     if raw is None or raw == "":
         raise missing("Param")
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise invalid("Param", "must be an object or a JSON string holding one") from None
+            raw = json_input.parse(raw, "the text")
+        except ApiError as exc:
+            why = f"must be an object or a JSON string holding one ({exc.detail})"
+            raise invalid("Param", why) from None
     if not isinstance(raw, dict):
         raise invalid("Param", "must be an object or a JSON string holding one")
+    if json_input.tree_has_lone_surrogate(raw):
+        raise invalid("Param", "contains a lone UTF-16 surrogate")
     return raw
 
 
