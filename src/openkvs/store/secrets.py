@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
@@ -25,8 +26,12 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from openkvs.store.permissions import DIR_MODE, FILE_MODE, warn_if_open
+
 KEY_BYTES = 32
-_PREFIX = "v1:"
+#: What every sealed value starts with (a legacy plain value never does).
+SEALED_PREFIX = "v1:"
+_PREFIX = SEALED_PREFIX
 _NONCE = 12
 
 
@@ -51,21 +56,41 @@ def new_key_text() -> str:
 
 def load_key(master_key: str, key_file: Path, *, create: bool = True) -> bytes:
     """The data key from ``master_key`` (if set), else from ``key_file``; a missing key file
-    is created (mode 0600, its folder 0700) when ``create``, else :class:`SecretsError`."""
+    is created (mode 0600, its folder 0700) when ``create``, else :class:`SecretsError`.
+    A key file that others may read is used, with an ``insecure_permissions`` warning."""
     if master_key:
         return _decode_key(master_key, "OPENKVS_MASTER_KEY")
     if not key_file.exists():
         if not create:
             raise SecretsError(f"{key_file} does not exist")
-        key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it meanwhile: use theirs
-            pass
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(new_key_text() + "\n")
-    return _decode_key(key_file.read_text(), str(key_file))
+        _create_key_file(key_file)
+    warn_if_open(key_file)
+    try:
+        text = key_file.read_text(encoding="ascii")
+    except OSError as exc:
+        raise SecretsError(f"{key_file}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SecretsError(f"{key_file}: not URL-safe base64") from exc
+    return _decode_key(text, str(key_file))
+
+
+def _create_key_file(key_file: Path) -> None:
+    """Write a new key to a private temporary file, then link it into place: a process
+    starting at the same moment sees no key file or a complete one, and the first link
+    wins (the loser uses the winner's key)."""
+    key_file.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(new_key_text() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        # FileExistsError: another process created it meanwhile; use theirs.
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, key_file)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Sealer:
