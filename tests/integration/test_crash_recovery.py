@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
+import pytest
 from tests.integration.conftest import deploy
+from tests.support.processes import children_of, naming, reading, wait_for, wait_until_gone
 from tests.support.receiver import CallbackReceiver
 
 
@@ -79,6 +84,42 @@ def test_kill_9_while_running_then_restart_completes(tmp_path: Path) -> None:
         assert info["TaskStatus"] == "succ"
         log = kvs.server.log_path.read_text()
         assert "task_requeued" in log  # taken back from the dead process, not restarted blind
+        assert f"task_claimed task_id={task_id} attempt=2" in log
+
+
+@pytest.mark.slow
+def test_restart_resumes_its_predecessors_task_without_waiting_for_the_lease(
+    tmp_path: Path,
+) -> None:
+    lease = 600.0
+    source = _long_mp3(tmp_path / "media", minutes=30)  # seconds of decoding
+    env = {
+        "OPENKVS_WAVE_PARALLEL": "1",
+        "OPENKVS_WORKERS": "1",
+        "OPENKVS_LEASE_SECONDS": f"{lease:g}",
+    }
+    for kvs in deploy(tmp_path / "data", env):
+        key = f"in/restart-{uuid.uuid4().hex[:8]}.mp3"
+        task_id = kvs.create_wave(kvs.upload(source, key), "out/restart.json", points=500)
+        decoders = wait_for(functools.partial(children_of, kvs.server.pid, "ffmpeg"))
+        assert decoders, "the waveform's ffmpeg never started"
+        info = kvs.client.get_task_by_task_id(TaskID=task_id)["TaskInfo"]
+        assert info["TaskStatus"] == "exec"
+        killed_at = time.time()
+        kvs.server.kill9()
+        # The kernel kills the children of a dead worker: no ffmpeg/ffprobe is left.
+        assert wait_until_gone(decoders)
+        assert naming(key) == []
+        assert reading(kvs.data_dir / "buckets" / "media" / key) == []
+        kvs.server.start()
+        info = kvs.wait_task(task_id, timeout=120)
+        assert info["TaskStatus"] == "succ"
+        # A logical bound, not a benchmark: without the take-back the task would stay in
+        # exec until the 600 s lease ran out, far beyond the wait above.
+        assert time.time() - killed_at < lease
+        log = kvs.server.log_path.read_text()
+        assert re.search(rf"task_requeued task_id={task_id} .*reason=owner_gone", log)
+        assert "reason=lease_expired" not in log
         assert f"task_claimed task_id={task_id} attempt=2" in log
 
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import Deployment, deploy
+from tests.integration.conftest import BUCKET, Deployment, deploy
 from tests.integration.test_crash_recovery import _long_mp3, _wait_status
 from tests.support.media import make_audio
+from tests.support.processes import reading
 from tests.support.receiver import CallbackReceiver
 
 
@@ -100,22 +100,9 @@ def test_quota_one_never_runs_two_at_once(two_workers: Deployment, tmp_path: Pat
     assert _overlaps(_runs(kvs.data_dir, _burst(kvs, src, 6)))
 
 
-def _ffmpeg_reading(path_part: str) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (
-            cmdline
-            and cmdline[0].endswith(b"ffmpeg")
-            and any(path_part.encode() in part for part in cmdline)
-        ):
-            pids.append(int(entry))
-    return pids
+def _ffmpeg_reading(kvs: Deployment, key: str) -> list[int]:
+    """ffmpeg processes with the object open (they are handed a link, not its path)."""
+    return [p.pid for p in reading(kvs.data_dir / "buckets" / BUCKET / key) if p.name == "ffmpeg"]
 
 
 def test_deleting_a_running_task_kills_ffmpeg_and_calls_back_2005(
@@ -127,15 +114,15 @@ def test_deleting_a_running_task_kills_ffmpeg_and_calls_back_2005(
         task_id = _wave(kvs, src, receiver.url)
         _wait_status(kvs.client, task_id, "exec", timeout=30)
         deadline = time.monotonic() + 10
-        while not _ffmpeg_reading("delete-me.mp3") and time.monotonic() < deadline:
+        while not _ffmpeg_reading(kvs, "in/delete-me.mp3") and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert _ffmpeg_reading("delete-me.mp3"), "ffmpeg never started"
+        assert _ffmpeg_reading(kvs, "in/delete-me.mp3"), "ffmpeg never started"
         asked = time.monotonic()
         assert kvs.client.del_task_by_task_id(TaskID=task_id)["ErrNum"] == 0
-        while _ffmpeg_reading("delete-me.mp3") and time.monotonic() - asked < 5:
+        while _ffmpeg_reading(kvs, "in/delete-me.mp3") and time.monotonic() - asked < 5:
             time.sleep(0.01)
         stopped_after = time.monotonic() - asked
-        assert not _ffmpeg_reading("delete-me.mp3")
+        assert not _ffmpeg_reading(kvs, "in/delete-me.mp3")
         assert stopped_after <= 2.0, f"ffmpeg still ran {stopped_after:.2f} s after the delete"
         [callback] = receiver.wait_for(1, timeout=30)
     assert callback.json["Status"] == 4
