@@ -1,9 +1,14 @@
 """Opening the database: one SQLAlchemy engine per process, tuned per dialect.
 
-SQLite runs in WAL mode with a busy timeout, and every transaction starts with
-``BEGIN IMMEDIATE``: it takes the write lock at the start, so two writers queue up instead of
-failing when a read transaction tries to become a write transaction. PostgreSQL needs nothing
-special: the queue's claim uses ``FOR UPDATE SKIP LOCKED`` (see ``store/queue.py``).
+SQLite runs in WAL mode with a busy timeout. A transaction opened with ``engine.begin()``
+(every write, and the queue's claim) starts with ``BEGIN IMMEDIATE``: it takes the write lock
+at the start, so two writers queue up instead of failing when a read transaction tries to
+become a write transaction. A transaction that ``engine.connect()`` begins by itself for a
+plain ``SELECT`` (a read) starts with a deferred ``BEGIN``: in WAL mode it reads a snapshot
+without taking the write lock, so reads neither wait for writers nor hold them up. Write
+through ``engine.begin()``, never through a connection whose first statement was a read.
+PostgreSQL needs nothing special: the queue's claim uses ``FOR UPDATE SKIP LOCKED`` (see
+``store/tasks.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,17 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from openkvs.store.migrations import migrate
+from openkvs.store.permissions import DIR_MODE, private_file, warn_if_open
+from openkvs.store.writer_turn import WriterTurn
+
+#: ``Connection.info`` key: the transaction about to begin is a read (a deferred BEGIN).
+_READ = "openkvs_read"
+#: ``Connection.info`` key: the transaction holds this process's SQLite writer lock.
+_WRITER = "openkvs_writer"
+#: SQLite connections kept open per process (as many again may be opened for a while).
+SQLITE_POOL_SIZE = 48
+#: How long a writer waits for the database's write lock (SQLite's busy timeout).
+BUSY_SECONDS = 30
 
 
 def open_engine(url: str, *, migrate_schema: bool = True) -> Engine:
@@ -47,9 +63,25 @@ def _enable_wal(cursor: Any, patience: float = 30.0) -> None:
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
+    lock_file = None
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # Created owner-only before SQLite opens it; its -wal and -shm files take its mode.
+        path = Path(database)
+        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        private_file(path)
+        for extra in ("-wal", "-shm"):
+            warn_if_open(path.with_name(path.name + extra))
+        lock_file = path.with_name(path.name + "-writer")
+    # A connection per thread that may use one at once (the API's request threads, the
+    # workers, the notifier): a thread that waits for a pooled connection costs more than
+    # an idle SQLite connection does, and connections beyond the pool are closed and
+    # reopened (with their PRAGMAs) each time.
+    engine = create_engine(
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=SQLITE_POOL_SIZE,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -57,14 +89,48 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         # transaction handling would begin lazily, as a deferred transaction).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
         _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    @event.listens_for(engine, "engine_connect")
+    def _on_checkout(conn: Any) -> None:
+        conn.info.pop(_READ, None)  # engine.begin() starts here too: a write unless marked
+
+    @event.listens_for(engine, "before_execute")
+    def _before_execute(conn: Any, clause: Any, *_args: Any) -> None:
+        # Runs before the statement makes the connection begin a transaction by itself
+        # (``engine.connect()``, no explicit begin): a plain SELECT marks it as a read.
+        if not conn.in_transaction():
+            plain_select = getattr(clause, "is_select", False) and (
+                getattr(clause, "_for_update_arg", None) is None
+            )
+            conn.info[_READ] = bool(plain_select)
+
+    writer = WriterTurn(lock_file)  # writers queue before they ask SQLite: see its module
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.info.pop(_READ, False):
+            # A deferred BEGIN takes no lock and cannot fail on one: sent to the driver
+            # directly, it costs a fraction of a statement run through SQLAlchemy.
+            conn.connection.driver_connection.execute("BEGIN")
+            return
+        if not writer.acquire(timeout=BUSY_SECONDS):
+            raise sqlite3.OperationalError("database is locked (by other openkvs writers)")
+        conn.info[_WRITER] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _end_write(conn)
+            raise
 
+    def _end_write(conn: Any) -> None:
+        if conn.info.pop(_WRITER, False):
+            writer.release()
+
+    event.listen(engine, "commit", _end_write)
+    event.listen(engine, "rollback", _end_write)
     return engine

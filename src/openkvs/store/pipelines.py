@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, Row, select, update
+from sqlalchemy import Engine, Row, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from openkvs.model import Pipeline, PipelineState
@@ -20,15 +20,20 @@ def _pipeline(row: Row) -> Pipeline:
     )
 
 
+# Built once (every task creation reads its pipeline): building the statement and its
+# cache key each time costs more than running it.
+_GET = select(pipelines).where(
+    pipelines.c.user_id == bindparam("user_id"), pipelines.c.name == bindparam("name")
+)
+
+
 class PipelineStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
     def get(self, user_id: int, name: str) -> Pipeline | None:
         with self._engine.connect() as conn:
-            row = conn.execute(
-                select(pipelines).where(pipelines.c.user_id == user_id, pipelines.c.name == name)
-            ).first()
+            row = conn.execute(_GET, {"user_id": user_id, "name": name}).first()
         return None if row is None else _pipeline(row)
 
     def put(self, user_id: int, pipeline: Pipeline, now: float) -> None:

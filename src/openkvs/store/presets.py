@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Engine, Row, delete, select, update
+from sqlalchemy import Engine, Row, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from openkvs.model import Preset
@@ -25,6 +25,13 @@ def _preset(row: Row) -> Preset:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+# Built once (CreateTask reads a preset on every call): building the statement and its
+# cache key each time costs more than running it.
+_GET = select(presets).where(
+    presets.c.user_id == bindparam("user_id"), presets.c.name == bindparam("name")
+)
 
 
 class PresetStore:
@@ -74,9 +81,7 @@ class PresetStore:
 
     def get(self, user_id: int, name: str) -> Preset | None:
         with self._engine.connect() as conn:
-            row = conn.execute(
-                select(presets).where(presets.c.user_id == user_id, presets.c.name == name)
-            ).first()
+            row = conn.execute(_GET, {"user_id": user_id, "name": name}).first()
         return None if row is None else _preset(row)
 
     def find(

@@ -3,22 +3,37 @@
 The life of a row: ``create`` (status init) → ``claim`` (exec, with a lease) → ``heartbeat``
 while it runs → ``finish`` (succ/fail, and its callback into the outbox in the same
 transaction). A worker that dies stops renewing its lease; ``expired`` finds such rows and
-the worker layer either ``requeue``s them or finishes them with 2057. Every write by a
-worker names the lease owner, so a worker that lost its lease can never overwrite the row.
+the worker layer either ``release``s them or finishes them with 2057 (``held_under`` finds
+the rows of one machine's processes, so a restarted worker takes back its dead
+predecessor's tasks without waiting for their leases). Every write by a worker names the
+lease owner, so a worker that lost its lease can never overwrite the row.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, select, text, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    bindparam,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
 
 from openkvs.model import NewTask, Pipeline, TaskRecord, TaskStatus
 from openkvs.store import outbox
+from openkvs.store.client_tokens import ClientTokens
 from openkvs.store.schema import pipelines, tasks
 
 #: (user id, pipeline name) → running tasks; pipelines → the pairs that may not start now.
@@ -50,6 +65,46 @@ class TaskFilter:
 _EXEC = TaskStatus.EXEC.value
 _INIT = TaskStatus.INIT.value
 
+# GetTaskByTaskID's statements, built once: building a statement on the 23 columns of
+# ``tasks`` and computing its cache key costs more than running it.
+_GET = select(tasks).where(
+    tasks.c.task_id == bindparam("task_id"), tasks.c.status != TaskStatus.DELETED.value
+)
+_GET_OWN = _GET.where(tasks.c.user_id == bindparam("user_id"))
+_INSERT = tasks.insert()
+
+
+@functools.lru_cache(maxsize=32)
+def _page_statements(
+    status: bool, error_code: bool, actions: bool, task_type: bool
+) -> tuple[Select[Any], Select[Any]]:
+    """GetTaskList's count and page statements for one combination of filters, built once:
+    the values are bound (``user_id``, ``since``, ``until``, ``status``, ``error_code``,
+    ``actions``, ``task_type``, ``offset``, ``limit``)."""
+    where = [
+        tasks.c.user_id == bindparam("user_id"),
+        tasks.c.status != TaskStatus.DELETED.value,
+        tasks.c.created_at >= bindparam("since"),
+        tasks.c.created_at < bindparam("until"),
+    ]
+    if status:
+        where.append(tasks.c.status == bindparam("status"))
+    if error_code:
+        where.append(tasks.c.error_code == bindparam("error_code"))
+    if actions:
+        where.append(tasks.c.action.in_(bindparam("actions", expanding=True)))
+    if task_type:
+        where.append(tasks.c.task_type == bindparam("task_type"))
+    count = select(func.count()).select_from(tasks).where(*where)
+    rows = (
+        select(tasks)
+        .where(*where)
+        .order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
+        .offset(bindparam("offset"))
+        .limit(bindparam("limit"))
+    )
+    return count, rows
+
 
 def _record(row: Row) -> TaskRecord:
     return TaskRecord(
@@ -79,40 +134,48 @@ def _record(row: Row) -> TaskRecord:
 class TaskStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._tokens = ClientTokens()
 
-    def create(self, new: NewTask, now: float) -> None:
+    def create(self, new: NewTask, now: float, *, client_token: str = "") -> str:
+        """Queue ``new``; returns its TaskID. With a ``client_token`` the user already used
+        in the last 24 hours, nothing is stored and the TaskID of that first request is
+        returned instead (see ``store/client_tokens.py``)."""
         with self._engine.begin() as conn:
+            if client_token:
+                held = self._tokens.reserve(conn, new.user_id, client_token, new.task_id, now)
+                if held != new.task_id:
+                    return held
             conn.execute(
-                tasks.insert().values(
-                    task_id=new.task_id,
-                    user_id=new.user_id,
-                    action=new.action,
-                    task_type=new.task_type,
-                    preset=new.preset,
-                    pipeline=new.pipeline,
-                    is_top=int(new.is_top),
-                    top_at=now if new.is_top else None,
-                    status=_INIT,
-                    request=new.request_json(),
-                    error_code=0,
-                    error_msg="",
-                    progress=0,
-                    attempts=0,
-                    cancel_requested=0,
-                    created_at=now,
-                    updated_at=now,
-                )
+                _INSERT,  # one statement object: its compiled form is cached
+                {
+                    "task_id": new.task_id,
+                    "user_id": new.user_id,
+                    "action": new.action,
+                    "task_type": new.task_type,
+                    "preset": new.preset,
+                    "pipeline": new.pipeline,
+                    "is_top": int(new.is_top),
+                    "top_at": now if new.is_top else None,
+                    "status": _INIT,
+                    "request": new.request_json(),
+                    "error_code": 0,
+                    "error_msg": "",
+                    "progress": 0,
+                    "attempts": 0,
+                    "cancel_requested": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                },
             )
+        return new.task_id
 
     def get(self, task_id: str, user_id: int | None = None) -> TaskRecord | None:
         """The task, or None when it does not exist, is deleted, or is another user's."""
-        query = select(tasks).where(
-            tasks.c.task_id == task_id, tasks.c.status != TaskStatus.DELETED.value
-        )
+        query, values = _GET, {"task_id": task_id, "user_id": user_id}
         if user_id is not None:
-            query = query.where(tasks.c.user_id == user_id)
+            query = _GET_OWN
         with self._engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(query, values).first()
         return None if row is None else _record(row)
 
     def claim(
@@ -285,6 +348,23 @@ class TaskStore:
             ).all()
         return [_record(r) for r in rows]
 
+    def held_under(self, owner_prefix: str, limit: int = 100) -> list[TaskRecord]:
+        """Running tasks whose lease owner starts with ``owner_prefix``: the tasks held by
+        the processes of one machine, whatever their leases say (the worker layer then
+        takes back those whose process is gone). ``%`` and ``_`` in the prefix are
+        literal. A handful of rows: only running tasks are looked at."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(tasks)
+                .where(
+                    tasks.c.status == _EXEC,
+                    tasks.c.lease_owner.startswith(owner_prefix, autoescape=True),
+                )
+                .order_by(tasks.c.id)
+                .limit(limit)
+            ).all()
+        return [_record(r) for r in rows]
+
     def queued_count(self) -> int:
         with self._engine.connect() as conn:
             return int(
@@ -296,35 +376,25 @@ class TaskStore:
 
     # -- management (GetTaskList, TopTaskByTaskID, DelTaskByTaskID, statistics) -------
 
-    def _filtered(self, user_id: int, f: TaskFilter) -> Any:
-        query = select(tasks).where(
-            tasks.c.user_id == user_id,
-            tasks.c.status != TaskStatus.DELETED.value,
-            tasks.c.created_at >= f.since,
-            tasks.c.created_at < f.until,
-        )
-        if f.status is not None:
-            query = query.where(tasks.c.status == f.status.value)
-        if f.error_code is not None:
-            query = query.where(tasks.c.error_code == f.error_code)
-        if f.actions:
-            query = query.where(tasks.c.action.in_(f.actions))
-        if f.task_type is not None:
-            query = query.where(tasks.c.task_type == f.task_type)
-        return query
-
     def page(
         self, user_id: int, f: TaskFilter, offset: int, limit: int
     ) -> tuple[int, list[TaskRecord]]:
         """(total matching, one page newest first)."""
-        query = self._filtered(user_id, f)
+        count, rows_query = _page_statements(
+            f.status is not None, f.error_code is not None, bool(f.actions), f.task_type is not None
+        )
+        values: dict[str, Any] = {
+            "user_id": user_id,
+            "since": f.since,
+            "until": f.until,
+            "status": None if f.status is None else f.status.value,
+            "error_code": f.error_code,
+            "actions": list(f.actions),
+            "task_type": f.task_type,
+        }
         with self._engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar()
-            rows = conn.execute(
-                query.order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
-                .offset(offset)
-                .limit(limit)
-            ).all()
+            total = conn.execute(count, values).scalar()
+            rows = conn.execute(rows_query, {**values, "offset": offset, "limit": limit}).all()
         return int(total or 0), [_record(r) for r in rows]
 
     def status_counts(
