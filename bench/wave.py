@@ -304,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
             if result.returncode != 0:
                 raise SystemExit(f"openkvs {' '.join(step)} failed: {result.stderr}")
 
-        with ServerProcess(data_dir) as server, CallbackReceiver() as receiver:
+        # The receiver listens on 127.0.0.1, which callbacks may reach only when allowed.
+        allow = {"OPENKVS_CALLBACK_ALLOW": "127.0.0.0/8"}
+        with ServerProcess(data_dir, allow) as server, CallbackReceiver() as receiver:
             sampler = MemorySampler(server.pid).start()
             client = make_kvs_client(server.url, access_key, secret_key)
             try:

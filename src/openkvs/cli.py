@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -11,7 +12,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,21 @@ from openkvs import config as config_mod
 from openkvs import logs
 from openkvs.config import ConfigError, Settings
 from openkvs.errors import ApiError
+from openkvs.model import User
 from openkvs.runtime import build_runtime, open_services
+from openkvs.service.context import Services
+from openkvs.service.presign import (
+    DEFAULT_EXPIRES,
+    MAX_EXPIRES,
+    PURPOSE,
+    full_url,
+    presigned_path,
+)
 from openkvs.storage.base import StorageError
-from openkvs.storage.keys import validate_bucket, validate_key
+from openkvs.storage.keys import parse_source_path, validate_bucket, validate_key
+from openkvs.storage.mime import content_type_for
+from openkvs.store.buckets import DEFAULT_USER, Bucket, Grant
+from openkvs.store.secrets import SecretsError
 
 
 def _settings() -> Settings:
@@ -33,7 +48,20 @@ def _settings() -> Settings:
         raise click.ClickException(f"bad configuration: {exc}") from exc
 
 
-@click.group()
+class _Main(click.Group):
+    """Reports a data-key failure of any command as one readable line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Warnings of any command (such as insecure_permissions) show their fields;
+        # serve and worker set up their own logging.
+        logs.setup(level=logging.WARNING)
+        try:
+            return super().invoke(ctx)
+        except SecretsError as exc:
+            raise click.ClickException(f"data key: {exc}") from exc
+
+
+@click.group(cls=_Main)
 @click.version_option(package_name="openkvs")
 def main() -> None:
     """openkvs: a self-hosted media processing service speaking the KVS API.
@@ -56,13 +84,23 @@ def serve(host: str, port: int) -> None:
     # Bind first: a busy port fails here, before any worker starts or "serving" is printed.
     sock = _listen(host, port)
     runtime = build_runtime(settings)
-    server = make_server(create_app(runtime.services), host, port)
+    others = None
+    if settings.api_processes > 1:  # forked before any thread starts: see api/processes.py
+        from openkvs.api.processes import fork_api_processes
+
+        def serve_api(services: Services) -> None:
+            make_server(create_app(services), host, port, settings).run(sockets=[sock])
+
+        others = fork_api_processes(settings.api_processes - 1, runtime, serve_api)
+    server = make_server(create_app(runtime.services), host, port, settings)
     runtime.start()
     shown = sock.getsockname()[1]
     click.echo(f"openkvs serving on http://{host}:{shown} (data in {settings.data_dir})", err=True)
     try:
         server.run(sockets=[sock])
     finally:
+        if others is not None:
+            others.stop()
         runtime.stop()
         sock.close()
         click.echo("openkvs stopped", err=True)
@@ -128,41 +166,217 @@ def keys_create(user: str, as_json: bool) -> None:
 
 @keys.command("list")
 def keys_list() -> None:
-    """List access key ids by user (secrets are never shown again)."""
+    """List access key ids by user (secrets are never shown again).
+
+    One line per key: user, access key id, and for a revoked key a third column
+    `revoked <UTC time>`."""
     services, engine = open_services(_settings())
     try:
-        for user, key_id in services.users.list_keys():
-            click.echo(f"{user}\t{key_id}")
+        for key in services.users.list_keys():
+            line = f"{key.user}\t{key.access_key_id}"
+            if key.revoked_at is not None:
+                line += f"\trevoked {_utc(key.revoked_at)}"
+            click.echo(line)
     finally:
         engine.dispose()
 
 
+@keys.command("revoke")
+@click.argument("access_key_id")
+def keys_revoke(access_key_id: str) -> None:
+    """Revoke an access key: requests signed with it are refused (InvalidClientTokenId),
+    by a running server within OPENKVS_KEY_CACHE_SECONDS. It cannot be restored; create a
+    new key instead."""
+    services, engine = open_services(_settings())
+    try:
+        revoked_at = services.users.revoke_key(access_key_id)
+    finally:
+        engine.dispose()
+    if revoked_at is None:
+        raise click.ClickException(f"no access key {access_key_id}")
+    click.echo(f"{access_key_id}\trevoked {_utc(revoked_at)}")
+
+
+@keys.command("webhook-secret")
+@click.option("--user", default="default", show_default=True, help="user (tenant) name")
+def keys_webhook_secret(user: str) -> None:
+    """Print the user's callback signing secret (whsec_..., Standard Webhooks)."""
+    services, engine = open_services(_settings())
+    try:
+        found = services.users.find_user(user)
+        if found is None:
+            raise click.ClickException(
+                f"no user {user} (`openkvs keys create --user {user}` creates it)"
+            )
+        click.echo(services.users.webhook_secret(found.id))
+    finally:
+        engine.dispose()
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @main.group()
 def bucket() -> None:
-    """Buckets of the local storage."""
+    """Buckets of the local storage, their owners and grants.
+
+    A bucket belongs to one user: its tasks may read sources from it and write outputs
+    into it. Other users may only with a grant (read-only: sources; read-write: outputs
+    too). Buckets that existed before owners did belong to the user `default`.
+    """
 
 
 @bucket.command("create")
 @click.argument("name")
-def bucket_create(name: str) -> None:
-    """Create a bucket (S3 naming rules: 3-63 of a-z 0-9 . -)."""
-    services, engine = open_services(_settings())
-    engine.dispose()
+@click.option(
+    "--user",
+    default=DEFAULT_USER,
+    show_default=True,
+    help="owner (created if needed; `default` is the user `keys create` makes)",
+)
+def bucket_create(name: str, user: str) -> None:
+    """Create a bucket owned by --user (S3 naming rules: 3-63 of a-z 0-9 . -).
+
+    Creating a bucket the same user already owns does nothing; a bucket owned by another
+    user is an error (see `bucket chown`)."""
     try:
         validate_bucket(name)
     except ApiError as exc:
         raise click.ClickException(exc.message) from exc
+    services, engine = open_services(_settings())
+    try:
+        owner = services.users.ensure_user(user)
+        record = services.buckets.create(name, owner.id)
+    finally:
+        engine.dispose()
+    if record.owner_id != owner.id:
+        raise click.ClickException(f"bucket {name} already exists and belongs to {record.owner}")
     services.storage.create_bucket(name)
     click.echo(name)
 
 
 @bucket.command("list")
 def bucket_list() -> None:
-    """List buckets."""
+    """List buckets: one line per bucket, name, owner, then one `user:read` or
+    `user:readwrite` column per grant (tab-separated)."""
     services, engine = open_services(_settings())
-    engine.dispose()
+    try:
+        records = {b.name: b for b in services.buckets.records()}
+    finally:
+        engine.dispose()
     for name in services.storage.list_buckets():
-        click.echo(name)
+        found = records.get(name)
+        if found is None:  # a folder whose name cannot be a bucket: nobody may use it
+            click.echo(f"{name}\t-")
+            continue
+        grants = [f"{who}:{grant.value}" for who, grant in found.grants.items()]
+        click.echo("\t".join([name, found.owner, *grants]))
+
+
+def _bucket_and_user(services: Services, name: str, user: str) -> tuple[Bucket, User]:
+    """The owner record of an existing bucket and an existing user, or a ClickException."""
+    found = services.buckets.get(name)
+    if found is None or not services.storage.bucket_exists(name):
+        raise click.ClickException(f"no bucket {name} (`openkvs bucket create {name}`)")
+    who = services.users.find_user(user)
+    if who is None:
+        raise click.ClickException(
+            f"no user {user} (`openkvs keys create --user {user}` creates it)"
+        )
+    return found, who
+
+
+@bucket.command("grant")
+@click.argument("name")
+@click.option("--user", required=True, help="the user to give access to (must exist)")
+@click.option("--read-only", is_flag=True, help="sources only, no outputs")
+def bucket_grant(name: str, user: str, read_only: bool) -> None:
+    """Let --user's tasks read sources from the bucket and, unless --read-only, write
+    outputs into it. Replaces an earlier grant to the same user."""
+    grant = Grant.READ if read_only else Grant.READWRITE
+    services, engine = open_services(_settings())
+    try:
+        found, who = _bucket_and_user(services, name, user)
+        if found.owner_id == who.id:
+            raise click.ClickException(f"{user} owns {name}: owners may do everything")
+        services.buckets.grant(name, who.id, grant)
+    finally:
+        engine.dispose()
+    click.echo(f"{name}\t{user}:{grant.value}")
+
+
+@bucket.command("revoke")
+@click.argument("name")
+@click.option("--user", required=True, help="the user whose grant is removed")
+def bucket_revoke(name: str, user: str) -> None:
+    """Remove --user's grant on the bucket (tasks already queued still run)."""
+    services, engine = open_services(_settings())
+    try:
+        _, who = _bucket_and_user(services, name, user)
+        removed = services.buckets.revoke(name, who.id)
+    finally:
+        engine.dispose()
+    if not removed:
+        raise click.ClickException(f"{user} has no grant on {name}")
+    click.echo(f"{name}\t{user}:revoked")
+
+
+@bucket.command("chown")
+@click.argument("name")
+@click.option("--user", required=True, help="the new owner (must exist)")
+def bucket_chown(name: str, user: str) -> None:
+    """Give the bucket to another user (e.g. a bucket adopted by `default`). The former
+    owner keeps no access unless granted."""
+    services, engine = open_services(_settings())
+    try:
+        _, who = _bucket_and_user(services, name, user)
+        services.buckets.set_owner(name, who.id)
+    finally:
+        engine.dispose()
+    click.echo(f"{name}\t{user}")
+
+
+@main.command()
+@click.argument("path")
+@click.option(
+    "--expires",
+    default=DEFAULT_EXPIRES,
+    show_default=True,
+    type=click.IntRange(1, MAX_EXPIRES),
+    help="seconds the URL works (at most 7 days)",
+)
+@click.option(
+    "--base-url", default="", help="put this before the path (default: OPENKVS_PUBLIC_URL)"
+)
+def presign(path: str, expires: int, base_url: str) -> None:
+    """Print a URL that serves the object /bucket/key to whoever holds it, until it
+    expires. Without a base URL (--base-url or OPENKVS_PUBLIC_URL) only the path and
+    query are printed: put the service's address before them."""
+    if base_url and not base_url.startswith(("http://", "https://")):
+        raise click.BadParameter("must start with http:// or https://", param_hint="--base-url")
+    settings = _settings()
+    services, engine = open_services(settings)
+    engine.dispose()
+    try:
+        bucket_name, key = parse_source_path(path)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    storage = services.storage
+    if not storage.bucket_exists(bucket_name):
+        raise click.ClickException(f"no bucket {bucket_name}")
+    try:
+        exists = storage.object_exists(bucket_name, key)
+    except StorageError:
+        exists = False
+    if not exists:
+        raise click.ClickException(f"{path} does not exist")
+    expires_at = int(time.time()) + expires
+    try:
+        found = presigned_path(services.sealer.derive(PURPOSE), bucket_name, key, expires_at)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(full_url(base_url or settings.public_url, found) or found)
 
 
 def _object_ref(arg: str, buckets: list[str]) -> tuple[str, str] | None:
@@ -209,7 +423,7 @@ def cp(src: str, dst: str, acl: str) -> None:
             if not Path(src).is_file():
                 raise click.ClickException(f"{src}: no such file")
             storage.put_file(
-                name, validate_key(key), Path(src), acl=acl, content_type="application/octet-stream"
+                name, validate_key(key), Path(src), acl=acl, content_type=content_type_for(key)
             )
         elif src_obj and dst_obj:
             with tempfile.TemporaryDirectory() as tmp:
@@ -220,7 +434,7 @@ def cp(src: str, dst: str, acl: str) -> None:
                     validate_key(dst_obj[1]),
                     local,
                     acl=acl,
-                    content_type="application/octet-stream",
+                    content_type=content_type_for(dst_obj[1]),
                 )
         else:
             raise click.ClickException(
@@ -250,6 +464,17 @@ def doctor() -> None:
             continue
         out = subprocess.run([path, "-version"], capture_output=True, text=True, timeout=30)
         report(tool, out.returncode == 0, out.stdout.splitlines()[0] if out.stdout else path)
+    from openkvs.engine.ffmpeg import parent_death_guard
+
+    guard = parent_death_guard()
+    report(
+        "child guard",
+        guard is not None,
+        f"{guard} --pdeathsig: ffmpeg children die with their worker"
+        if guard
+        else "setpriv (util-linux 2.33 or later) not found: ffmpeg children of a killed "
+        "openkvs keep running",
+    )
     settings = _settings()
     if not settings.data_dir.is_dir():
         report(
@@ -276,6 +501,10 @@ def _doctor_key(settings: Settings, report: Callable[[str, bool, str], None]) ->
     from openkvs.store.secrets import SecretsError, load_key
 
     where = "OPENKVS_MASTER_KEY" if settings.master_key else str(settings.data_key_file)
+    fresh = not settings.database_url and not (settings.data_dir / "openkvs.db").exists()
+    if fresh and not settings.master_key and not settings.data_key_file.exists():
+        report("data key", True, f"{where}, not created yet (first start does)")
+        return
     try:
         load_key(settings.master_key, settings.data_key_file, create=False)
     except (SecretsError, OSError) as exc:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
@@ -37,6 +39,13 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:  # NaN too
+        raise ValueError("must be 0 or more")
+    return value
+
+
 def _backoff(raw: str) -> tuple[float, ...]:
     parts = [p.strip() for p in raw.split(",") if p.strip()]
     if not parts:
@@ -45,6 +54,27 @@ def _backoff(raw: str) -> tuple[float, ...]:
     if any(v < 0 for v in values):
         raise ValueError("delays cannot be negative")
     return values
+
+
+def _base_url(raw: str) -> str:
+    """An http(s) URL without query or fragment, kept without its trailing slash."""
+    value = raw.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError("must not carry credentials, a query or a fragment")
+    return value.rstrip("/")
+
+
+def _networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """A comma-separated list of CIDR ranges such as ``127.0.0.0/8,::1/128``."""
+    try:
+        return tuple(ip_network(p.strip()) for p in raw.split(",") if p.strip())
+    except ValueError as exc:
+        raise ValueError(f"needs CIDR ranges such as 10.0.0.0/8: {exc}") from exc
 
 
 def _bool(raw: str) -> bool:
@@ -83,7 +113,20 @@ class Settings:
         parse=_backoff,
     )
     callback_timeout: float = _setting(
-        10.0, "seconds a callback receiver has to answer", parse=_positive_float
+        10.0,
+        "seconds one callback attempt may take in all (connect, send, answer)",
+        parse=_positive_float,
+    )
+    callback_allow: tuple[IPv4Network | IPv6Network, ...] = _setting(
+        (),
+        "address ranges callbacks may reach although refused by default (comma-separated CIDR)",
+        parse=_networks,
+    )
+    callback_per_host: int = _setting(
+        4, "callback attempts in flight to one destination host", parse=_positive_int
+    )
+    callback_concurrency: int = _setting(
+        32, "callback attempts in flight in all (per process)", parse=_positive_int
     )
     database_url: str = _setting("", "SQLAlchemy URL; empty means SQLite at <data_dir>/openkvs.db")
     max_skew_seconds: int = _setting(
@@ -93,6 +136,23 @@ class Settings:
         1.0,
         "how often an idle worker looks for tasks queued by other processes",
         parse=_positive_float,
+    )
+    api_processes: int = _setting(
+        1,
+        "processes of `serve` answering API requests on its port (workers run in the first)",
+        parse=_positive_int,
+    )
+    api_threads: int = _setting(
+        16,
+        "threads of each API process that run requests at once (keep it above "
+        "fetch_meta_limit: FetchMetaInfo holds one while it probes)",
+        parse=_positive_int,
+    )
+    key_cache_seconds: float = _setting(
+        2.0,
+        "seconds `serve` reuses an access key it looked up: a revoked key is refused "
+        "within this time (0: look it up for every request)",
+        parse=_non_negative_float,
     )
     wave_parallel: int = _setting(
         0, "ffmpeg decoders per long waveform (0: one per core)", parse=int
@@ -111,6 +171,23 @@ class Settings:
         50, "largest Quota UpdatePipeline accepts", parse=_positive_int
     )
     log_json: bool = _setting(False, "write logs as JSON lines", parse=_bool)
+    max_body_bytes: int = _setting(
+        1024 * 1024, "largest request body accepted (413 over it)", parse=_positive_int
+    )
+    header_timeout: float = _setting(
+        10.0,
+        "seconds a connection has to send a request's complete headers before it is closed",
+        parse=_positive_float,
+    )
+    max_connections: int = _setting(
+        1000, "open client connections of `serve`; more are answered 503", parse=_positive_int
+    )
+    fetch_meta_limit: int = _setting(
+        8, "FetchMetaInfo probes running at once (429 Throttling over it)", parse=_positive_int
+    )
+    fetch_meta_user_limit: int = _setting(
+        2, "FetchMetaInfo probes one user may run at once", parse=_positive_int
+    )
     master_key: str = _setting(
         "", "the data key (URL-safe base64 of 32 bytes); empty: read or create key_file"
     )
@@ -118,6 +195,11 @@ class Settings:
         Path(""),
         "file holding the data key that seals secrets; empty means <data_dir>/openkvs.key",
         parse=Path,
+    )
+    public_url: str = _setting(
+        "",
+        "public base URL of this service (e.g. https://media.example.org), for full object URLs",
+        parse=_base_url,
     )
 
     @property

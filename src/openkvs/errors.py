@@ -326,5 +326,21 @@ class Throttling(GatewayError):
     default_message = "Rate exceeded."
 
 
+class RequestEntityTooLarge(GatewayError):
+    """The body is (or is declared) larger than ``OPENKVS_MAX_BODY_BYTES``; refused before
+    it is read, or as soon as a chunked body passes the limit."""
+
+    status, code, type = 413, "RequestEntityTooLarge", "Sender"
+    default_message = "The request body is larger than this service accepts."
+
+
+class ServiceUnavailable(GatewayError):
+    """More connections are open than ``OPENKVS_MAX_CONNECTIONS``; retry later (the SDKs
+    retry 503 by themselves)."""
+
+    status, code, type = 503, "ServiceUnavailable", "Receiver"
+    default_message = "The service is handling too many connections; please retry."
+
+
 class InternalError(GatewayError):
     """An unexpected failure before or while the action ran (never a bare 500 page)."""

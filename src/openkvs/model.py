@@ -38,6 +38,16 @@ class User:
 
 
 @dataclass(frozen=True)
+class AccessKey:
+    """An access key as ``openkvs keys list`` shows it (its secret is never shown again)."""
+
+    access_key_id: str
+    user: str
+    created_at: float
+    revoked_at: float | None = None  # set by ``openkvs keys revoke``; refused from then on
+
+
+@dataclass(frozen=True)
 class TaskRecord:
     """One task as stored. ``request`` is the validated request (see ``service``)."""
 
@@ -74,6 +84,8 @@ class Callback:
     state: DeliveryState
     attempts: int
     next_attempt_at: float
+    #: The user of the callback's task, whose secret signs it (set by ``take_due``).
+    user_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ def test_buckets_and_cp(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert cli(data, "bucket", "create", "media").returncode == 0
     assert cli(data, "bucket", "create", "archive.2026").returncode == 0
-    assert cli(data, "bucket", "list").stdout.split() == ["archive.2026", "media"]
+    listed = cli(data, "bucket", "list").stdout.splitlines()
+    assert listed == ["archive.2026\tdefault", "media\tdefault"]  # name, owner
     bad = cli(data, "bucket", "create", "Bad_Name")
     assert bad.returncode != 0 and "invalid bucket" in bad.stderr
 
@@ -50,7 +51,7 @@ def test_buckets_and_cp(tmp_path: Path) -> None:
 def test_doctor_and_config(tmp_path: Path) -> None:
     doctor = cli(tmp_path, "doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    for name in ("ffmpeg", "ffprobe", "database", "storage"):
+    for name in ("ffmpeg", "ffprobe", "child guard", "database", "storage"):
         assert re.search(rf"\[\s*ok\] {name}:", doctor.stdout), doctor.stdout
     config = cli(tmp_path, "config").stdout
     assert "OPENKVS_DATA_DIR" in config and "OPENKVS_CALLBACK_BACKOFF" in config

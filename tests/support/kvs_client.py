@@ -6,8 +6,9 @@
   ``KS_*`` session variable and no profile: every session variable is pinned to its default;
 * does not search ``~/.ks/models``: only the extended model and the SDK's own data are used;
 * sends nothing through a proxy, whatever ``HTTP_PROXY``/``NO_PROXY`` say;
-* knows ``CreateWaveTask`` (``client.create_wave_task(**kwargs)``) when ``extra_ops`` is
-  true: the installed ``kvs/2017-01-01/service-2.yaml`` plus that operation is written to a
+* knows ``CreateWaveTask`` and ``GetObjectURL`` (``client.create_wave_task(**kwargs)``,
+  ``client.get_object_url(**kwargs)``) when ``extra_ops`` is true: the installed
+  ``kvs/2017-01-01/service-2.yaml`` plus those operations is written to a
   temporary ``data_path``, which is removed again once the client is built (the loader
   has cached everything the client needs by then);
 * fails fast on 429/503/509/Throttling when ``disable_retries`` is true.
@@ -49,6 +50,7 @@ API_VERSION = "2017-01-01"
 #: Operations our server speaks that the SDK's model lacks; same form as its POST operations.
 EXTRA_OPERATIONS: dict[str, dict[str, Any]] = {
     "CreateWaveTask": {"name": "CreateWaveTask", "http": {"method": "POST"}},
+    "GetObjectURL": {"name": "GetObjectURL", "http": {"method": "POST"}},  # openkvs extension
 }
 
 

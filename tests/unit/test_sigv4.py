@@ -223,7 +223,12 @@ def test_sdk_get_with_json_content_type_and_empty_body() -> None:
 
     identity = check(wire)
 
-    assert identity == SignedIdentity(access_key_id=AK, region=REGION, date=T0)
+    assert identity == SignedIdentity(
+        access_key_id=AK,
+        region=REGION,
+        date=T0,
+        signed_headers=frozenset(SDK_SIGNED_HEADERS.split(";")),
+    )
     assert identity.date.tzinfo is not None
 
 
@@ -352,6 +357,22 @@ def test_java_style_client_signing_only_host_and_date() -> None:
     assert "SignedHeaders=host;x-amz-date," in wire.headers["authorization"]
     unsigned = {"x_ksc_service": "kvs", "x_ksc_region": REGION, "content_type": "text/plain"}
     assert check(wire.with_headers(**unsigned)).access_key_id == AK
+
+
+def test_signed_headers_are_exposed_lower_case() -> None:
+    wire = sdk_sign("GET", f"{ENDPOINT}/?Action=GetTaskList")
+    assert check(wire).signed_headers == {"host", "x-amz-date"}
+    signed = sdk_sign("GET", f"{ENDPOINT}/", {"X-Action": "GetTaskList"})
+    assert check(signed).signed_headers == {"host", "x-action", "x-amz-date"}
+
+
+def test_an_action_in_a_form_body_is_covered_by_the_payload_hash() -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = b"Action=GetTaskList&Version=2017-01-01&Service=kvs&Marker=0"
+    wire = sdk_sign("POST", f"{ENDPOINT}/", form, body)
+    assert check(wire).access_key_id == AK
+    with pytest.raises(SignatureDoesNotMatch):
+        check(wire.replace(body=body.replace(b"GetTaskList", b"DelPreset")))
 
 
 def test_java_latin1_payload_bug_needs_the_compatibility_switch() -> None:
@@ -593,8 +614,10 @@ def test_presigned_get_verifies() -> None:
     assert parts.query.startswith(CJK_QUERY + "&X-Amz-Algorithm=AWS4-HMAC-SHA256&")
     assert "X-Amz-Credential=AKLOCALTEST0000000001%2F20261124%2Fcn-beijing-6%2Fkvs%2F" in url
 
-    wire = url_wire(url, x_action="GetPresetDetail")  # unsigned extra header: fine
-    assert check(wire) == SignedIdentity(AK, REGION, T0)
+    # An unsigned extra header does not break the signature; it is not in signed_headers,
+    # so the router refuses to take the action from it (test_routing_params.py).
+    wire = url_wire(url, x_action="GetPresetDetail")
+    assert check(wire) == SignedIdentity(AK, REGION, T0, frozenset({"host"}))
 
 
 def test_presigned_post_covers_the_body() -> None:
@@ -737,3 +760,20 @@ def test_raw_plus_is_a_space_and_percent_2b_a_plus() -> None:
 def test_canonical_query_normalises_encoding_and_order() -> None:
     pairs = sigv4._parse_query("b=2&a=%7e&a=1&c&%E4%B8%AD=x+y&d=%2b&e=%zz")
     assert sigv4.canonical_query(pairs) == ("%E4%B8%AD=x%20y&a=1&a=~&b=2&c=&d=%2B&e=%25zz")
+
+
+def test_claimed_access_key_reads_the_claim_without_the_body() -> None:
+    header = (
+        f"AWS4-HMAC-SHA256 Credential={AK}/20261124/{REGION}/kvs/aws4_request, "
+        f"SignedHeaders=host;x-amz-date, Signature={'0' * 64}"
+    )
+    headers = {"authorization": header, "x-amz-date": "20261124T160451Z", "host": "h"}
+    assert sigv4.claimed_access_key("", headers) == AK  # the wrong signature is not checked
+    query = urlsplit(presign_url("GET", f"{ENDPOINT}/?Action=X", AK, SK, REGION, now=T0)).query
+    assert sigv4.claimed_access_key(query, {"host": "h"}) == AK
+    with pytest.raises(MissingAuthenticationToken):
+        sigv4.claimed_access_key("Action=X", {"host": "h"})
+    with pytest.raises(IncompleteSignature):
+        sigv4.claimed_access_key(query, headers)  # both carriers
+    with pytest.raises(IncompleteSignature):
+        sigv4.claimed_access_key("", {**headers, "authorization": "AWS4-HMAC-SHA256 nonsense"})

@@ -10,10 +10,12 @@ from sqlalchemy import Engine
 from openkvs.model import DeliveryState, NewTask, TaskStatus
 from openkvs.service.ids import new_task_id
 from openkvs.store.outbox import OutboxStore
+from openkvs.store.secrets import Sealer
 from openkvs.store.tasks import TaskStore
 from openkvs.store.users import UserStore
 
 T0 = 1_700_000_000.0
+SEALER = Sealer(bytes(32))
 
 
 @pytest.fixture
@@ -23,7 +25,7 @@ def store(engine: Engine) -> TaskStore:
 
 @pytest.fixture
 def user_id(engine: Engine) -> int:
-    return UserStore(engine).ensure_user("alice").id
+    return UserStore(engine, SEALER).ensure_user("alice").id
 
 
 def _add(
@@ -154,7 +156,7 @@ def test_release_and_recovery_guard(store: TaskStore, user_id: int) -> None:
 
 
 def test_get_is_scoped_to_user(engine: Engine, store: TaskStore, user_id: int) -> None:
-    other = UserStore(engine).ensure_user("bob").id
+    other = UserStore(engine, SEALER).ensure_user("bob").id
     task_id = _add(store, user_id, T0)
     assert store.get(task_id, user_id) is not None
     assert store.get(task_id, other) is None
@@ -165,7 +167,7 @@ def test_claim_skips_blocked_pipelines(engine: Engine, store: TaskStore, user_id
     from openkvs.service.pipelines import blocked
     from openkvs.store.pipelines import PipelineStore
 
-    other = UserStore(engine).ensure_user("bob").id
+    other = UserStore(engine, SEALER).ensure_user("bob").id
     pipelines = PipelineStore(engine)
     pipelines.put(user_id, Pipeline("night", PipelineState.PAUSED, "", "", 0, 10), T0)
     pipelines.put(user_id, Pipeline("usual", PipelineState.ACTIVE, "", "", 0, 1), T0)

@@ -16,6 +16,7 @@ from openkvs.model import NewTask, TaskRecord, TaskStatus
 from openkvs.service.ids import new_task_id
 from openkvs.store.database import open_engine
 from openkvs.store.outbox import OutboxStore
+from openkvs.store.secrets import Sealer
 from openkvs.store.tasks import TaskStore
 from openkvs.store.users import UserStore
 from openkvs.worker.pool import PoolSettings, WorkerPool
@@ -47,7 +48,7 @@ def sqlite(tmp_path: Path) -> Engine:
 
 
 def _add(engine: Engine, do: str) -> str:
-    user = UserStore(engine).ensure_user("u")
+    user = UserStore(engine, Sealer(bytes(32))).ensure_user("u")
     task_id = new_task_id(time.time())
     TaskStore(engine).create(
         NewTask(

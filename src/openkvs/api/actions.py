@@ -11,7 +11,7 @@ from typing import Any
 
 from openkvs.errors import ApiError
 from openkvs.model import User
-from openkvs.service import console, pipelines, presets, stats, task_admin
+from openkvs.service import console, pipelines, presets, presign, stats, task_admin
 from openkvs.service import params as p
 from openkvs.service.context import Services
 from openkvs.service.metainfo import fetch_meta_info
@@ -66,5 +66,6 @@ ACTIONS: dict[str, Handler] = {
     "FetchObjectMediaProcess": console.fetch_object_media_process,
     "ListFetchObjectMediaProcess": console.list_fetch_object_media_process,
     "GetFetchObjectMediaProcess": console.get_fetch_object_media_process,
+    "GetObjectURL": presign.get_object_url,  # openkvs extension: presigned object URLs
     **{name: _not_implemented(name) for name in NOT_IMPLEMENTED},
 }

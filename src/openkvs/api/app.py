@@ -1,25 +1,33 @@
 """The HTTP API: one Starlette app, every action on ``/``.
 
 A request goes: path check → SigV4 (the access key names the user) → action and version →
-parameters → the action's service function, in a worker thread (the stores block) →
-envelope. Route code raises; ``responses.from_exception`` turns errors into answers.
+parameters → the action's service function, in a worker thread (the stores block; see
+``INLINE_ACTIONS`` for the few that run on the event loop) → envelope. Route code raises;
+``responses.from_exception`` turns errors into answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from openkvs.api import responses, sigv4
 from openkvs.api.actions import ACTIONS
-from openkvs.api.routing import action_params, query_params, resolve_action
+from openkvs.api.body import answer_closes, declares_body, read_body
+from openkvs.api.keycache import KeyCache
+from openkvs.api.objects import object_routes
+from openkvs.api.requestlog import RequestFacts, RequestLog, facts_of
+from openkvs.api.routing import action_params, form_params, query_params, resolve_action
 from openkvs.errors import InvalidAction, InvalidClientTokenId, SignatureDoesNotMatch
 from openkvs.model import User
 from openkvs.service.context import Services
@@ -27,12 +35,40 @@ from openkvs.service.context import Services
 log = logging.getLogger(__name__)
 
 
+#: Actions that read one row by its key. On SQLite such a read takes a fraction of a
+#: millisecond and never waits (WAL readers do not wait for writers), less than handing it
+#: to a worker thread costs, so these run on the event loop. Everything else, and every
+#: action on PostgreSQL (a network round trip, a pool that can be exhausted), runs in a
+#: thread.
+INLINE_ACTIONS = frozenset({"GetTaskByTaskID", "GetPresetDetail"})
+
+_QUERY_ACTION = re.compile(r"(?:^|&)Action=([A-Za-z]+)(?:&|$)")
+
+
+def _action_hint(raw_query: str, headers: Headers) -> str:
+    """The action a request seems to name, read cheaply and not verified: it only chooses
+    where the request runs (``handle`` resolves and checks the action itself)."""
+    found = _QUERY_ACTION.search(raw_query)
+    return found.group(1) if found else headers.get("x-action", "")
+
+
 def create_app(services: Services) -> Starlette:
-    def authenticate(method: str, raw_query: str, headers: Headers, body: bytes) -> User:
+    keys = KeyCache(services.users.lookup_key, services.settings.key_cache_seconds)
+    sqlite = services.settings.sqlalchemy_url.startswith("sqlite")
+    inline = INLINE_ACTIONS if sqlite else frozenset()
+    # Few request threads (OPENKVS_API_THREADS): with dozens of runnable threads, the one
+    # that holds the database's write lock waits its turn for the interpreter lock after
+    # every statement, and every other writer waits behind it.
+    threads = ThreadPoolExecutor(services.settings.api_threads, thread_name_prefix="api")
+
+    def authenticate(
+        method: str, raw_query: str, headers: Headers, body: bytes
+    ) -> tuple[User, sigv4.SignedIdentity]:
+        """The signer's user, and what the signature covers."""
         found: dict[str, User] = {}
 
         def secret_for(access_key_id: str) -> str | None:
-            entry = services.users.lookup_key(access_key_id)
+            entry = keys.get(access_key_id)
             if entry is None:
                 return None
             found["user"] = entry[1]
@@ -55,37 +91,57 @@ def create_app(services: Services) -> Starlette:
             )
         if "user" not in found:  # pragma: no cover - verify() calls secret_for first
             raise InvalidClientTokenId()
-        return found["user"]
+        return found["user"], identity
 
-    def handle(method: str, raw_query: str, headers: Headers, body: bytes) -> dict:
-        user = authenticate(method, raw_query, headers, body)
+    def handle(
+        method: str, raw_query: str, headers: Headers, body: bytes, facts: RequestFacts
+    ) -> dict:
+        user, identity = authenticate(method, raw_query, headers, body)
+        facts.user = user.name
         query = query_params(raw_query)
-        action = resolve_action(query, headers, ACTIONS)
+        form = form_params(method, headers.get("content-type", ""), body)
+        action = resolve_action(
+            query, headers, ACTIONS, form=form, signed_headers=identity.signed_headers
+        )
+        facts.action = action
         services.counter.count(user.id, action, services.clock())
-        params = action_params(method, query, body)
-        result = ACTIONS[action](services, user, params)
-        log.info("api_call", extra={"action": action, "user": user.name})
-        return result
+        params = action_params(method, query, body, form)
+        return ACTIONS[action](services, user, params)
 
     async def root(request: Request) -> Response:
-        request_id = responses.new_request_id()
+        facts = facts_of(request.scope)
         try:
-            body = await request.body()
+            body = await read_body(request, services.settings.max_body_bytes, keys.get)
             raw_query = request.scope.get("query_string", b"").decode("latin-1")
-            result = await run_in_threadpool(
-                handle, request.method, raw_query, request.headers, body
-            )
+            if _action_hint(raw_query, request.headers) in inline:
+                result = handle(request.method, raw_query, request.headers, body, facts)
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(
+                    threads, handle, request.method, raw_query, request.headers, body, facts
+                )
         except Exception as exc:
-            return responses.from_exception(exc, request_id)
-        return responses.success(result, request_id)
+            facts.answered(exc)
+            response = responses.from_exception(exc, facts.request_id)
+            if answer_closes(request):
+                response.headers["Connection"] = "close"
+            return response
+        facts.answered(None)
+        return responses.success(result, facts.request_id)
 
     async def elsewhere(request: Request) -> Response:
+        facts = facts_of(request.scope)
         exc = InvalidAction(f"No actions are served on {request.url.path}; use /.")
-        return responses.from_exception(exc, responses.new_request_id())
+        facts.answered(exc)
+        response = responses.from_exception(exc, facts.request_id)
+        if declares_body(request):  # not read: close rather than read it to discard it
+            response.headers["Connection"] = "close"
+        return response
 
     return Starlette(
         routes=[
             Route("/", root, methods=["GET", "POST"]),
+            *object_routes(services),  # GET/HEAD /objects/<bucket>/<key>, see api/objects.py
             Route("/{path:path}", elsewhere, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
-        ]
+        ],
+        middleware=[Middleware(RequestLog)],  # one api_request line per request
     )

@@ -27,6 +27,7 @@ reads (Starlette parses queries with :func:`urllib.parse.parse_qsl`):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -62,11 +63,15 @@ QueryPairs = list[tuple[bytes, bytes]]
 
 @dataclass(frozen=True)
 class SignedIdentity:
-    """Who signed a verified request, and for which region (from the credential scope)."""
+    """Who signed a verified request, for which region (from the credential scope), and
+    which headers the signature covers (the query and the body are always covered)."""
 
     access_key_id: str
     region: str
     date: datetime  # the request's X-Amz-Date (UTC, aware)
+    #: The SignedHeaders names, lower-case: a header outside it may have been changed by
+    #: anyone, so nothing that decides what the request does may be read from it.
+    signed_headers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,10 @@ def verify(
     latin1_payload_fallback: bool = False,
 ) -> SignedIdentity:
     """Verify a SigV4-signed request and return the signer, or raise a gateway error.
+
+    The signature covers the method, path, query, body and the headers named in
+    ``SignedIdentity.signed_headers`` only: callers must not let any other header decide
+    what the request does (the action headers, for one: see ``routing.resolve_action``).
 
     ``headers`` has lower-case names and values as received; ``raw_query`` is the query
     string as received (no ``?``, UTF-8 text); ``path`` the raw request path. ``now`` must be
@@ -145,19 +154,33 @@ def verify(
         payload_hash,
     )
     key = signing_key(secret, claim.scope_date, claim.region, claim.service)
+    identity = SignedIdentity(
+        claim.access_key_id,
+        claim.region,
+        claim.date,
+        frozenset(name.lower() for name in claim.signed_headers.split(";")),
+    )
     if _matches(key, claim, head):
-        return SignedIdentity(claim.access_key_id, claim.region, claim.date)
+        return identity
     if latin1_payload_fallback and declared is None and not body.isascii():
         legacy = body.decode("utf-8", "replace").encode("latin-1", "replace")
         head = head[: -len(payload_hash)] + hashlib.sha256(legacy).hexdigest()
         if _matches(key, claim, head):
-            return SignedIdentity(claim.access_key_id, claim.region, claim.date)
+            return identity
     raise SignatureDoesNotMatch()
 
 
 def signing_key(secret: str, date: str | datetime, region: str, service: str = "kvs") -> bytes:
-    """The SigV4 derived key; ``date`` is ``yyyymmdd`` or a datetime (its UTC date)."""
+    """The SigV4 derived key; ``date`` is ``yyyymmdd`` or a datetime (its UTC date).
+
+    Derived keys are remembered (the most recent 1,024): a key changes once a day, and its
+    four HMACs would otherwise be computed again for every request of the same client."""
     day = _aware_utc(date).strftime("%Y%m%d") if isinstance(date, datetime) else date
+    return _derived_key(secret, day, region, service)
+
+
+@functools.lru_cache(maxsize=1024)
+def _derived_key(secret: str, day: str, region: str, service: str) -> bytes:
     key = _hmac(("AWS4" + secret).encode("utf-8"), day)
     for part in (region, service, "aws4_request"):
         key = _hmac(key, part)
@@ -244,6 +267,30 @@ def presign_url(
     return urlunsplit((parts.scheme, parts.netloc, path, query, parts.fragment))
 
 
+def claimed_access_key(raw_query: str, headers: Mapping[str, str]) -> str:
+    """The access key id a request claims to be signed with, read without its body.
+
+    Nothing is verified: this lets a server refuse an anonymous or malformed request
+    before it reads a body. The carrier checks are :func:`verify`'s, in its order:
+    :class:`MissingAuthenticationToken` (no signature at all), :class:`IncompleteSignature`
+    (both carriers, several ``Authorization`` headers, a malformed claim or scope).
+    """
+    pairs = _parse_query(raw_query)
+    authorization = [v for v in _header_values(headers, "authorization") if v.strip()]
+    query_signed = any(key in _QUERY_AUTH_KEYS for key, _ in pairs)
+    if authorization and query_signed:
+        raise IncompleteSignature("Only one auth mechanism allowed; got header and query.")
+    if len(authorization) > 1:
+        raise IncompleteSignature("Only one Authorization header allowed.")
+    if authorization:
+        claim = _claim_from_header(authorization[0], headers)
+    elif query_signed:
+        claim = _claim_from_query(pairs)
+    else:
+        raise MissingAuthenticationToken()
+    return claim.access_key_id
+
+
 # --- carriers ---------------------------------------------------------------------------
 
 
@@ -282,7 +329,9 @@ def _claim_from_query(pairs: QueryPairs) -> _Claim:
     if one("X-Amz-Algorithm") != ALGORITHM:
         raise IncompleteSignature(f"X-Amz-Algorithm only supports {ALGORITHM}.")
     raw_expires = one("X-Amz-Expires", str(DEFAULT_EXPIRES))
-    if not raw_expires.isdigit() or not 0 < int(raw_expires) <= MAX_EXPIRES:
+    # ASCII digits only ("²".isdigit() is true), and few: int() refuses 4300 digits.
+    digits = raw_expires.isascii() and raw_expires.isdigit() and len(raw_expires) <= 10
+    if not digits or not 0 < int(raw_expires) <= MAX_EXPIRES:
         raise IncompleteSignature(f"X-Amz-Expires must be an integer in 1..{MAX_EXPIRES}.")
     amz_date = one("X-Amz-Date")
     credential, signed_headers = one("X-Amz-Credential"), one("X-Amz-SignedHeaders")

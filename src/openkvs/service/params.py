@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from openkvs.errors import ApiError, invalid, missing
+from openkvs.notify.policy import AddressPolicy, CallbackRefused, Resolve, check_callback_url
+from openkvs.notify.resolver import resolve_bounded
+from openkvs.service import json_input
 
 Params = Mapping[str, Any]
 
@@ -21,12 +23,20 @@ def given(params: Params, name: str) -> bool:
     return value is not None and value != ""
 
 
+#: Parameters that name an object or a folder: text that is not Unicode there is a bad name
+#: (1014 object key, 1020 directory) rather than a bad value (1001).
+OBJECT_NAME_CODES = {"DstObjectKey": 1014, "SrcPath": 1014, "DstDir": 1020}
+
+
 def required_str(params: Params, name: str) -> str:
     if not given(params, name):
         raise missing(name)
     value = params[name]
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise invalid(name, "must be a string")
+    if isinstance(value, str) and json_input.has_lone_surrogate(value):
+        code = OBJECT_NAME_CODES.get(name, 1001)
+        raise ApiError(code, f"{name} contains a lone UTF-16 surrogate")
     return str(value)
 
 
@@ -56,7 +66,8 @@ def to_int(name: str, value: Any) -> int:
     if number is None:
         raise invalid(name, f"must be an integer, got {value!r:.60}")
     if abs(number) > MAX_INT:
-        raise invalid(name, f"is out of range, got {number:.3g}")
+        # The value is not echoed: beyond 1e308 even {number:.3g} would overflow.
+        raise invalid(name, "is out of range (beyond ±2**53)")
     return number
 
 
@@ -86,12 +97,22 @@ def acl(params: Params, name: str = "DstAcl") -> str:
     return value
 
 
-def callback_url(params: Params, name: str = "CbUrl") -> str:
+def callback_url(
+    params: Params,
+    policy: AddressPolicy,
+    name: str = "CbUrl",
+    *,
+    resolve: Resolve = resolve_bounded,
+) -> str:
+    """A callback URL the address policy accepts (see ``notify/policy.py``), or ""; 1001
+    for an unusable form or a refused destination. A host name is looked up now, within a
+    bound; one that does not resolve yet is accepted and checked again at delivery."""
     value = optional_str(params, name)
     if value:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise invalid(name, "must be an http:// or https:// URL")
+        try:
+            check_callback_url(value, policy, resolve)
+        except CallbackRefused as exc:
+            raise invalid(name, str(exc)) from exc
     return value
 
 
@@ -101,15 +122,15 @@ def ext_param(params: Params, name: str = "ExtParam") -> tuple[str, dict[str, An
         return "", {}
     value = params[name]
     if isinstance(value, dict):
+        # Already parsed with the body: the body's limits held (depth, numbers).
+        if json_input.tree_has_lone_surrogate(value):
+            raise ApiError(1018, f"{name} contains a lone UTF-16 surrogate")
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")), value
     if not isinstance(value, str):
         raise ApiError(1018, f"{name} must be a JSON object string")
-    try:
-        parsed = json.loads(value)
-    except ValueError as exc:
-        raise ApiError(1018, f"{name} is not valid JSON: {exc}") from exc
-    if not isinstance(parsed, dict):
-        raise ApiError(1018, f"{name} must be a JSON object")
+    parsed = json_input.parse_object(value, name, 1018)
+    if json_input.has_lone_surrogate(value) or json_input.tree_has_lone_surrogate(parsed):
+        raise ApiError(1018, f"{name} contains a lone UTF-16 surrogate")
     return value, parsed
 
 

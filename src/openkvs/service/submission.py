@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from openkvs.errors import invalid
+from openkvs.errors import ApiError, invalid
 from openkvs.model import NewTask, User
+from openkvs.notify.policy import AddressPolicy
 from openkvs.service import params as p
 from openkvs.service import pipelines
 from openkvs.service.context import Services
@@ -25,6 +26,11 @@ class Submission:
     pipeline: str
     is_top: bool
 
+    @property
+    def client_token(self) -> str:
+        """ExtParam ``ClientToken`` ("" when not given); checked by ``read_submission``."""
+        return client_token(self.ext)
+
     def request(self) -> dict[str, Any]:
         """The members GetTaskByTaskID echoes."""
         return {
@@ -37,13 +43,53 @@ class Submission:
 
 def read_submission(services: Services, user: User, params: p.Params) -> Submission:
     acl = p.acl(params)
-    cb_url = p.callback_url(params)
+    policy = AddressPolicy(services.settings.callback_allow)
+    cb_url = p.callback_url(params, policy)
     cb_method = p.optional_str(params, "CbMethod", "POST")
     if cb_method.upper() not in ("POST", "GET"):
         raise invalid("CbMethod", "must be POST or GET")
     ext_raw, ext = p.ext_param(params)
+    client_token(ext)  # 1018 for a bad token, before anything is looked up
+    _progress_url(ext, policy)
     pipeline = pipelines.for_new_task(services, user, params)
     return Submission(acl, cb_url, cb_method, ext_raw, ext, pipeline, p.flag(params, "IsTop"))
+
+
+def _progress_url(ext: dict[str, Any], policy: AddressPolicy) -> None:
+    """ExtParam ``Callback.progress_cburl`` (progress callbacks) obeys the CbUrl rules."""
+    settings = ext.get("Callback")
+    if settings is None:
+        return
+    if not isinstance(settings, dict):
+        raise ApiError(1018, "ExtParam.Callback must be an object")
+    url = settings.get("progress_cburl")
+    if url is None or url == "":
+        return
+    if not isinstance(url, str):
+        raise ApiError(1018, "ExtParam.Callback.progress_cburl must be a string")
+    name = "ExtParam.Callback.progress_cburl"
+    p.callback_url({name: url}, policy, name)
+
+
+#: ExtParam ``ClientToken``: at most this many printable ASCII characters.
+MAX_CLIENT_TOKEN = 64
+
+
+def client_token(ext: dict[str, Any]) -> str:
+    """ExtParam ``ClientToken``, "" when absent or empty; 1018 unless it is a string of 1 to
+    64 printable ASCII characters (space to ``~``)."""
+    token = ext.get("ClientToken")
+    if token is None or token == "":
+        return ""
+    if (
+        not isinstance(token, str)
+        or len(token) > MAX_CLIENT_TOKEN
+        or not all(" " <= c <= "~" for c in token)
+    ):
+        raise ApiError(
+            1018, f"ExtParam ClientToken must be 1-{MAX_CLIENT_TOKEN} printable ASCII characters"
+        )
+    return token
 
 
 def queue_task(
@@ -56,10 +102,12 @@ def queue_task(
     submission: Submission,
     request: dict[str, Any],
 ) -> str:
-    """Store the task (it is then acknowledged) and wake this process's workers."""
+    """Store the task (it is then acknowledged) and wake this process's workers; returns
+    its TaskID. A ``ClientToken`` the user used in the last 24 hours stores nothing and
+    returns the TaskID of the task that first used it."""
     now = services.clock()
     task_id = new_task_id(now)
-    services.tasks.create(
+    stored = services.tasks.create(
         NewTask(
             task_id=task_id,
             user_id=user.id,
@@ -71,6 +119,8 @@ def queue_task(
             request={**request, **submission.request()},
         ),
         now,
+        client_token=submission.client_token,
     )
-    services.task_queued()
-    return task_id
+    if stored == task_id:
+        services.task_queued()
+    return stored

@@ -6,13 +6,19 @@ renews the leases of running tasks (and learns of cancellations through the same
 and takes back tasks whose worker died: requeued while attempts remain, else failed with
 2057. On shutdown, running tasks get ``grace`` seconds to finish and are then released to
 the queue, not failed.
+
+A worker's death is noticed in two ways. Anywhere: its lease runs out. On its own machine,
+sooner: the lease owner names the process (:mod:`openkvs.worker.owner`), so a pool looks,
+when it starts and then every ``sweep_seconds``, for running tasks whose owner is a process
+of this machine that has exited, and takes them back at once, the same way (attempt
+counted, a pending delete honoured with 2005, too many attempts → 2057). A restarted
+``serve`` thus resumes its crashed predecessor's tasks right away; tasks held by other
+machines still wait for their leases.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
@@ -24,8 +30,11 @@ from openkvs.model import TaskRecord, TaskStatus
 from openkvs.notify.bodies import completion_body
 from openkvs.store.tasks import Blocker, TaskStore
 from openkvs.worker.executor import Executor
+from openkvs.worker.owner import ProcessIdentity, owner_gone
 
 log = logging.getLogger(__name__)
+
+EMPTY_CLAIM_BACKOFF = 10  # an empty claim is followed by 9 times its length without one
 
 
 @dataclass
@@ -43,6 +52,7 @@ class PoolSettings:
     max_attempts: int
     poll_seconds: float = 1.0
     grace_seconds: float = 10.0
+    sweep_seconds: float = 10.0  # how often to look for tasks of exited local processes
 
 
 class WorkerPool:
@@ -66,10 +76,17 @@ class WorkerPool:
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._me = ProcessIdentity.current()
+        self._nonce = uuid.uuid4().hex[:6]
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> None:
+        """Take back the tasks of this machine's exited processes (a crashed predecessor),
+        then start the workers and the lease keeper."""
+        try:
+            self._take_back_orphans()
+        except Exception:
+            log.exception("lease_keeping_failed")
         for n in range(self._settings.workers):
             self._spawn(self._work, f"worker-{n}")
         self._spawn(self._maintain, "lease-keeper")
@@ -112,8 +129,9 @@ class WorkerPool:
 
     # -- workers ----------------------------------------------------------------------
     def _work(self) -> None:
-        owner = f"{self._id}:{threading.current_thread().name}"
+        owner = self._me.owner(self._nonce, threading.current_thread().name)
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 task = self._tasks.claim(
                     owner, time.time(), self._settings.lease_seconds, self._blocked
@@ -122,8 +140,15 @@ class WorkerPool:
                 log.exception("claim_failed")
                 task = None
             if task is None:
+                spent = time.monotonic() - started
                 self._wake.wait(self._settings.poll_seconds)
                 self._wake.clear()
+                # A claim holds the database's write lock while it reads the queue, longer
+                # as more tasks wait in pipelines that cannot start now. While new tasks keep
+                # waking this worker, leave the lock free EMPTY_CLAIM_BACKOFF times as long
+                # as the last empty claim took before looking again (nothing when it was
+                # quick), instead of claiming once per new task.
+                self._stop.wait(started + spent * EMPTY_CLAIM_BACKOFF - time.monotonic())
                 continue
             self._wake.set()  # there may be more: let another idle worker look too
             self._execute(_Job(task, owner))
@@ -196,10 +221,14 @@ class WorkerPool:
         # Renewal doubles as the cancellation check for tasks deleted through another
         # process, so it runs at least every second.
         interval = max(0.2, min(self._settings.lease_seconds / 3, 1.0))
+        next_sweep = time.monotonic() + self._settings.sweep_seconds
         while not self._stop.wait(interval):
             try:
                 self._renew()
                 self._recover()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self._settings.sweep_seconds
+                    self._take_back_orphans()
             except Exception:
                 log.exception("lease_keeping_failed")
 
@@ -217,18 +246,49 @@ class WorkerPool:
     def _recover(self) -> None:
         now = time.time()
         for task in self._tasks.expired(now):
-            if task.cancel_requested:  # deleted while its worker was dying: do not rerun
-                log.info("task_cancelled", extra={"task_id": task.task_id})
-                self._finish(task, task.lease_owner, 2005, None, expired_before=now)
-            elif task.attempts >= self._settings.max_attempts:
-                log.error(
-                    "task_abandoned", extra={"task_id": task.task_id, "attempts": task.attempts}
-                )
-                self._finish(task, task.lease_owner, 2057, None, expired_before=now)
-            elif self._tasks.release(
-                task.task_id, task.lease_owner or "", now, count_attempt=True, expired_before=now
-            ):
-                log.warning(
-                    "task_requeued", extra={"task_id": task.task_id, "attempts": task.attempts}
-                )
-                self._wake.set()
+            self._take_back(task, now, expired_before=now, reason="lease_expired")
+
+    def _take_back_orphans(self) -> None:
+        """Take back, without waiting for their leases, the running tasks held by processes
+        of this machine that have exited (their pid is free, a zombie, or now another
+        process's). A no-op where processes cannot be checked (no ``/proc``)."""
+        if not self._me.checkable:
+            return
+        now = time.time()
+        gone: dict[str, bool] = {}
+        for task in self._tasks.held_under(self._me.machine_prefix):
+            owner = task.lease_owner or ""
+            if owner not in gone:
+                gone[owner] = owner_gone(owner, self._me)
+            if gone[owner]:
+                self._take_back(task, now, expired_before=None, reason="owner_gone")
+
+    def _take_back(
+        self, task: TaskRecord, now: float, *, expired_before: float | None, reason: str
+    ) -> None:
+        """A task whose worker died: requeue it, or end it (2005 if deleted meanwhile, 2057
+        after ``max_attempts`` claims). Every write names the dead owner, so when several
+        processes take back the same task only one succeeds."""
+        owner = task.lease_owner
+        if task.cancel_requested:  # deleted while its worker was dying: do not rerun
+            log.info("task_cancelled", extra={"task_id": task.task_id, "reason": reason})
+            self._finish(task, owner, 2005, None, expired_before=expired_before)
+        elif task.attempts >= self._settings.max_attempts:
+            log.error(
+                "task_abandoned",
+                extra={"task_id": task.task_id, "attempts": task.attempts, "reason": reason},
+            )
+            self._finish(task, owner, 2057, None, expired_before=expired_before)
+        elif self._tasks.release(
+            task.task_id, owner or "", now, count_attempt=True, expired_before=expired_before
+        ):
+            log.warning(
+                "task_requeued",
+                extra={
+                    "task_id": task.task_id,
+                    "attempts": task.attempts,
+                    "reason": reason,
+                    "owner": owner,
+                },
+            )
+            self._wake.set()
