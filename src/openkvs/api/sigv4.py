@@ -121,20 +121,11 @@ def verify(
     """
     now = _require_aware(now)
     pairs = _parse_query(raw_query)
-    authorization = [v for v in _header_values(headers, "authorization") if v.strip()]
-    query_signed = any(key in _QUERY_AUTH_KEYS for key, _ in pairs)
-    if authorization and query_signed:
-        raise IncompleteSignature("Only one auth mechanism allowed; got header and query.")
-    if len(authorization) > 1:
-        raise IncompleteSignature("Only one Authorization header allowed.")
-    if authorization:
-        claim = _claim_from_header(authorization[0], headers)
-        canonical_pairs = pairs
-    elif query_signed:
-        claim = _claim_from_query(pairs)
+    claim, query_signed = _carried_claim(pairs, headers)
+    if query_signed:
         canonical_pairs = [(k, v) for k, v in pairs if k != b"X-Amz-Signature"]
     else:
-        raise MissingAuthenticationToken()
+        canonical_pairs = pairs
 
     _check_scope(claim, service)
     secret = secret_for(claim.access_key_id)
@@ -275,7 +266,17 @@ def claimed_access_key(raw_query: str, headers: Mapping[str, str]) -> str:
     :class:`MissingAuthenticationToken` (no signature at all), :class:`IncompleteSignature`
     (both carriers, several ``Authorization`` headers, a malformed claim or scope).
     """
-    pairs = _parse_query(raw_query)
+    claim, _ = _carried_claim(_parse_query(raw_query), headers)
+    return claim.access_key_id
+
+
+# --- carriers ---------------------------------------------------------------------------
+
+
+def _carried_claim(pairs: QueryPairs, headers: Mapping[str, str]) -> tuple[_Claim, bool]:
+    """The claim of the one carrier the request uses, and whether it is the query.
+    Both carriers, or several ``Authorization`` headers → IncompleteSignature; neither →
+    MissingAuthenticationToken."""
     authorization = [v for v in _header_values(headers, "authorization") if v.strip()]
     query_signed = any(key in _QUERY_AUTH_KEYS for key, _ in pairs)
     if authorization and query_signed:
@@ -283,15 +284,10 @@ def claimed_access_key(raw_query: str, headers: Mapping[str, str]) -> str:
     if len(authorization) > 1:
         raise IncompleteSignature("Only one Authorization header allowed.")
     if authorization:
-        claim = _claim_from_header(authorization[0], headers)
-    elif query_signed:
-        claim = _claim_from_query(pairs)
-    else:
-        raise MissingAuthenticationToken()
-    return claim.access_key_id
-
-
-# --- carriers ---------------------------------------------------------------------------
+        return _claim_from_header(authorization[0], headers), False
+    if query_signed:
+        return _claim_from_query(pairs), True
+    raise MissingAuthenticationToken()
 
 
 def _claim_from_header(authorization: str, headers: Mapping[str, str]) -> _Claim:
