@@ -777,3 +777,31 @@ def test_claimed_access_key_reads_the_claim_without_the_body() -> None:
         sigv4.claimed_access_key(query, headers)  # both carriers
     with pytest.raises(IncompleteSignature):
         sigv4.claimed_access_key("", {**headers, "authorization": "AWS4-HMAC-SHA256 nonsense"})
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["20261124T160451Z", "20240229T235959Z", "00010101T000000Z", "99991231T235959Z"],
+)
+def test_amz_date_parses_as_strptime_does(value: str) -> None:
+    expected = datetime.strptime(value, sigv4.AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+    assert sigv4._parse_amz_date(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "20261324T160451Z",  # month 13
+        "20250229T000000Z",  # not a leap year
+        "20261100T000000Z",  # day 0
+        "20261124T240000Z",  # hour 24
+        "20261124T166051Z",  # minute 60
+        "20261124T160460Z",  # second 60
+        "00001124T160451Z",  # year 0
+        "20261124T160451",  # no Z
+        "2026-11-24T16:04:51Z",
+    ],
+)
+def test_amz_date_out_of_range_is_incomplete_signature(value: str) -> None:
+    with pytest.raises(IncompleteSignature, match="X-Amz-Date"):
+        sigv4._parse_amz_date(value)

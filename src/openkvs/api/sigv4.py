@@ -511,7 +511,17 @@ def _parse_amz_date(value: str) -> datetime:
     try:
         if not _AMZ_DATE_RE.fullmatch(value):
             raise ValueError(value)
-        return datetime.strptime(value, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+        # What strptime(value, AMZ_DATE_FORMAT) gives for this shape, at a tenth of its
+        # cost; datetime() refuses the same out-of-range fields (month 13, second 60, ...).
+        return datetime(
+            int(value[0:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[9:11]),
+            int(value[11:13]),
+            int(value[13:15]),
+            tzinfo=UTC,
+        )
     except ValueError:
         raise IncompleteSignature(
             f"X-Amz-Date must be yyyymmddTHHMMSSZ in UTC; got {value!r}."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -25,6 +26,13 @@ def cst_text(ts: float | None) -> str:
     """``YYYY-MM-DD HH:MM:SS`` in UTC+8, or "" for no time."""
     if ts is None:
         return ""
+    return _cst_text(ts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cst_text(ts: float) -> str:
+    # Remembered: the same tasks' times are formatted again on every GetTaskList page and
+    # GetTaskByTaskID, and formatting costs more than the lookup.
     return datetime.fromtimestamp(ts, CST).strftime("%Y-%m-%d %H:%M:%S")
 
 

@@ -64,6 +64,7 @@ class TaskFilter:
 
 _EXEC = TaskStatus.EXEC.value
 _INIT = TaskStatus.INIT.value
+_STATUSES = {s.value: s for s in TaskStatus}  # a dict lookup costs less than TaskStatus(v)
 
 # GetTaskByTaskID's statements, built once: building a statement on the 23 columns of
 # ``tasks`` and computing its cache key costs more than running it.
@@ -115,7 +116,7 @@ def _record(row: Row) -> TaskRecord:
         preset=row.preset,
         pipeline=row.pipeline,
         is_top=bool(row.is_top),
-        status=TaskStatus(row.status),
+        status=_STATUSES.get(row.status) or TaskStatus(row.status),
         request=json.loads(row.request),
         error_code=row.error_code,
         error_msg=row.error_msg,
