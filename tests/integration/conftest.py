@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.support.kvs_client import close_kvs_client, make_kvs_client
 from tests.support.server import ServerProcess, cli, create_keys
+
+from openkvs.api.sigv4 import presign_url
 
 #: Fast retries and leases so that failure paths finish in seconds.
 FAST_ENV = {
@@ -31,6 +34,18 @@ class Deployment:
     access_key: str
     secret_key: str
     client: Any
+
+    def presigned(self, method: str, query: str, body: bytes = b"") -> str:
+        """``/?<query>`` of this server as a URL signed in query form (SigV4, now)."""
+        return presign_url(
+            method,
+            f"{self.server.url}/?{query}",
+            self.access_key,
+            self.secret_key,
+            "cn-beijing-6",
+            now=datetime.now(UTC),
+            body=body,
+        )
 
     def upload(self, path: Path, key: str) -> str:
         """Upload a local file with ``openkvs cp``; returns its ``/bucket/key`` path."""

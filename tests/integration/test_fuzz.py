@@ -228,14 +228,7 @@ def _post(
 
 
 def _get(http: httpx.Client, kvs: Deployment, action: str, query: str) -> httpx.Response:
-    url = presign_url(
-        "GET",
-        f"{kvs.server.url}/?Action={action}&{query}",
-        kvs.access_key,
-        kvs.secret_key,
-        REGION,
-        now=datetime.now(UTC),
-    )
+    url = kvs.presigned("GET", f"Action={action}&{query}")
     return http.get(url)
 
 

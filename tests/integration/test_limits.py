@@ -16,8 +16,6 @@ import httpx
 import pytest
 from tests.integration.conftest import Deployment, deploy
 
-from openkvs.api.sigv4 import presign_url
-
 REGION = "cn-beijing-6"
 HUNDRED_MB = 100 * 1024 * 1024
 LIMIT = 256 * 1024
@@ -141,15 +139,7 @@ def test_a_100_mb_body_is_refused_without_growing_the_server(limited: Deployment
 
 def test_small_bodies_under_the_limit_still_work(limited: Deployment) -> None:
     body = json.dumps({"Preset": "x" * (LIMIT // 2)}).encode()  # > 64 KiB: key looked up
-    url = presign_url(
-        "POST",
-        f"{limited.server.url}/?Action=GetPresetDetail",
-        limited.access_key,
-        limited.secret_key,
-        REGION,
-        now=datetime.now(UTC),
-        body=body,
-    )
+    url = limited.presigned("POST", "Action=GetPresetDetail", body)
     with _fresh_client() as http:
         reply = http.post(url, content=body)
         assert reply.status_code == 200 and reply.json()["ErrNum"] == 1005, reply.text[:200]
@@ -171,14 +161,7 @@ def _closed(sock: socket.socket) -> bool:
 def _answered_afresh(kvs: Deployment) -> bool:
     """A signed GetPresetList on a new connection (a kept-alive one may be closed by the
     short header timeout just as it is reused) answers ErrNum 0."""
-    url = presign_url(
-        "GET",
-        f"{kvs.server.url}/?Action=GetPresetList",
-        kvs.access_key,
-        kvs.secret_key,
-        REGION,
-        now=datetime.now(UTC),
-    )
+    url = kvs.presigned("GET", "Action=GetPresetList")
     with _fresh_client() as http:
         return bool(http.get(url).json()["ErrNum"] == 0)
 
@@ -213,14 +196,7 @@ def test_half_sent_requests_are_closed_and_others_answered(limited: Deployment) 
 
 
 def test_an_idle_kept_alive_connection_is_closed_too(limited: Deployment) -> None:
-    url = presign_url(
-        "GET",
-        f"{limited.server.url}/?Action=GetPresetList",
-        limited.access_key,
-        limited.secret_key,
-        REGION,
-        now=datetime.now(UTC),
-    )
+    url = limited.presigned("GET", "Action=GetPresetList")
     target = url.split(str(limited.server.port), 1)[1]
     with _connect(limited) as sock:
         sock.sendall(
@@ -242,14 +218,7 @@ def test_connections_over_the_cap_get_503(capped: Deployment) -> None:
     idle = [_connect(capped) for _ in range(10)]  # accepted first: the backlog is FIFO
     try:
         with _fresh_client() as http:
-            url = presign_url(
-                "GET",
-                f"{capped.server.url}/?Action=GetPresetList",
-                capped.access_key,
-                capped.secret_key,
-                REGION,
-                now=datetime.now(UTC),
-            )
+            url = capped.presigned("GET", "Action=GetPresetList")
             reply = http.get(url)
             assert reply.status_code == 503, reply.text
             assert reply.json()["Error"]["Code"] == "ServiceUnavailable"
@@ -285,15 +254,7 @@ def _log_lines(kvs: Deployment, request_id: str) -> list[str]:
 
 def test_every_request_is_logged_once(limited: Deployment) -> None:
     def signed(action: str, body: bytes = b"") -> str:
-        return presign_url(
-            "POST",
-            f"{limited.server.url}/?Action={action}",
-            limited.access_key,
-            limited.secret_key,
-            REGION,
-            now=datetime.now(UTC),
-            body=body,
-        )
+        return limited.presigned("POST", f"Action={action}", body)
 
     with _fresh_client() as http:
         replies = {

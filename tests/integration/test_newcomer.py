@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import tomllib
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,6 @@ from tests.integration.conftest import Deployment
 from tests.support.server import child_env, cli
 
 from openkvs.api.actions import NOT_IMPLEMENTED
-from openkvs.api.sigv4 import presign_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,15 +70,7 @@ def test_doctor_fails_on_a_missing_data_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize("action", NOT_IMPLEMENTED)
 def test_actions_not_built_yet_answer_not_implemented(kvs: Deployment, action: str) -> None:
     body = json.dumps({"Preset": "x"}).encode()
-    url = presign_url(
-        "POST",
-        f"{kvs.server.url}/?Action={action}",
-        kvs.access_key,
-        kvs.secret_key,
-        "cn-beijing-6",
-        now=datetime.now(UTC),
-        body=body,
-    )
+    url = kvs.presigned("POST", f"Action={action}", body)
     with httpx.Client(trust_env=False, timeout=30) as http:
         reply = http.post(url, content=body)
     assert reply.status_code == 200

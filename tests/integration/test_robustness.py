@@ -4,7 +4,6 @@ odd value with HTTP 200 and a documented ``ErrNum``."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,7 +11,6 @@ import pytest
 from tests.integration.conftest import Deployment
 
 from openkvs.api.actions import ACTIONS
-from openkvs.api.sigv4 import presign_url
 from openkvs.errors import API_MESSAGES
 
 PARAMS = [
@@ -78,15 +76,7 @@ def test_every_action_answers_odd_values_with_a_code(kvs: Deployment, action: st
         for name in PARAMS:
             for value in ODD:
                 body = json.dumps({name: value}).encode()
-                url = presign_url(
-                    "POST",
-                    f"{kvs.server.url}/?Action={action}",
-                    kvs.access_key,
-                    kvs.secret_key,
-                    "cn-beijing-6",
-                    now=datetime.now(UTC),
-                    body=body,
-                )
+                url = kvs.presigned("POST", f"Action={action}", body)
                 reply = http.post(url, content=body, headers={"Content-Type": "application/json"})
                 where = f"{action} {name}={value!r}"
                 assert reply.status_code == 200, f"{where}: {reply.status_code} {reply.text}"
@@ -97,14 +87,6 @@ def test_every_action_answers_odd_values_with_a_code(kvs: Deployment, action: st
 def test_bodies_that_are_not_json_objects(kvs: Deployment) -> None:
     with httpx.Client(trust_env=False, timeout=30) as http:
         for body in (b"[1]", b"{", b"\xff\xfe", b"null", b'"text"'):
-            url = presign_url(
-                "POST",
-                f"{kvs.server.url}/?Action=CreateTask",
-                kvs.access_key,
-                kvs.secret_key,
-                "cn-beijing-6",
-                now=datetime.now(UTC),
-                body=body,
-            )
+            url = kvs.presigned("POST", "Action=CreateTask", body)
             reply = http.post(url, content=body)
             assert reply.status_code == 200 and reply.json()["ErrNum"] == 1001, body
