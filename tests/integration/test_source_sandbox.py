@@ -517,6 +517,19 @@ def test_a_url_source_cannot_reach_another_address(
     assert not target.touched()
 
 
+def _probe_through_sandbox(
+    crafted: Path, formats: tuple[str, ...]
+) -> subprocess.CompletedProcess[bytes]:
+    """ffprobe of ``crafted`` opened by the sandbox with ``formats`` allowed."""
+    with sandbox.source_input(str(crafted), formats=formats) as opened:
+        return subprocess.run(
+            ["ffprobe", "-v", "error", "-show_format", *opened.args()],
+            capture_output=True,
+            timeout=BARE_PROBE_TIMEOUT,
+            check=False,
+        )
+
+
 def test_the_protocol_list_alone_keeps_a_local_source_off_the_network(
     tmp_path: Path, listener: Listener
 ) -> None:
@@ -524,13 +537,7 @@ def test_the_protocol_list_alone_keeps_a_local_source_off_the_network(
     crafted = tmp_path / "list.m3u8"
     crafted.write_bytes(hls(f"http://127.0.0.1:{listener.port}/marker.ts"))
     formats = (*sandbox.SOURCE_FORMATS, "hls")
-    with sandbox.source_input(str(crafted), formats=formats) as opened:
-        result = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_format", *opened.args()],
-            capture_output=True,
-            timeout=BARE_PROBE_TIMEOUT,
-            check=False,
-        )
+    result = _probe_through_sandbox(crafted, formats)
     assert result.returncode != 0
     assert "Protocol 'http' not on whitelist 'file'" in result.stderr.decode()
     assert listener.take() == 0
@@ -543,13 +550,7 @@ def test_the_private_folder_alone_hides_the_siblings(tmp_path: Path, listener: L
     crafted.write_bytes(ffconcat("part.ts"))
     target = make_target("fifo", tmp_path, "part.ts", listener)
     formats = (*sandbox.SOURCE_FORMATS, "concat")
-    with sandbox.source_input(str(crafted), formats=formats) as opened:
-        result = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_format", *opened.args()],
-            capture_output=True,
-            timeout=BARE_PROBE_TIMEOUT,
-            check=False,
-        )
+    result = _probe_through_sandbox(crafted, formats)
     assert result.returncode != 0
     assert "No such file or directory" in result.stderr.decode()
     assert not target.touched()
