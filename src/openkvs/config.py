@@ -39,6 +39,13 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
     if not value >= 0:  # NaN too
@@ -162,6 +169,22 @@ class Settings:
         "seconds a task's media work may take before it fails with 2038",
         parse=_positive_float,
     )
+    ffmpeg_threads: int = _setting(
+        0,
+        "threads one ffmpeg may use (-threads; 0: ffmpeg chooses, about one per core)",
+        parse=_non_negative_int,
+    )
+    ffmpeg_max_rss_mb: int = _setting(
+        0,
+        "MiB of resident memory one ffmpeg may use before its task fails with 2002 (0: no limit)",
+        parse=_non_negative_int,
+    )
+    max_output_mb: int = _setting(
+        0,
+        "MiB one task may write (its scratch files and outputs) before it fails with 2010 "
+        "(0: no limit)",
+        parse=_non_negative_int,
+    )
     pipeline_quota: int = _setting(
         10,
         "default Quota of a pipeline: a user's tasks of it running at once",
@@ -224,6 +247,11 @@ class Settings:
     @property
     def buckets_dir(self) -> Path:
         return self.data_dir / "buckets"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Where running tasks keep their temporary files (one folder per task)."""
+        return self.data_dir / "scratch"
 
 
 def env_name(name: str) -> str:

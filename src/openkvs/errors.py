@@ -256,14 +256,17 @@ def invalid(name: str, why: str = "") -> ApiError:
 class TaskError(KvsError):
     """A task failed; ``code`` is from spec §6.2 and ``message`` its verbatim text.
 
-    ``detail`` is for logs and operators only; clients see the verbatim message.
+    ``detail`` (and ``log``) are for logs and operators only; clients see the verbatim
+    message.
     """
 
-    def __init__(self, code: int, detail: str = "") -> None:
+    def __init__(self, code: int, detail: str = "", *, log: str = "") -> None:
         if code not in TASK_MESSAGES:
             raise ValueError(f"undocumented task error code {code}")
         self.code = code
         self.detail = detail
+        #: The end of the failing program's stderr, kept on the task for the operator.
+        self.log = log
         super().__init__(f"{code} {self.message}" + (f" ({detail})" if detail else ""))
 
     @property

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
+from openkvs import kinds
 from openkvs.config import Settings
 from openkvs.errors import ApiError
 from openkvs.notify.notifier import Notifier
@@ -24,6 +25,7 @@ from openkvs.store.outbox import OutboxStore
 from openkvs.store.permissions import private_dir
 from openkvs.store.pipelines import PipelineStore
 from openkvs.store.presets import PresetStore
+from openkvs.store.runs import RunStore
 from openkvs.store.secrets import Sealer, SecretsError, load_key
 from openkvs.store.tasks import TaskStore
 from openkvs.store.users import UserStore, sealed_secrets_exist
@@ -54,6 +56,7 @@ def open_services(settings: Settings) -> tuple[Services, Engine]:
         counter=CallCounter(engine),
         sealer=sealer,
         buckets=BucketStore(engine),
+        runs=RunStore(engine),
     )
     _adopt_buckets(services)
     return services, engine
@@ -155,15 +158,14 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
         # The engine (NumPy, ffmpeg) is loaded only by processes that run tasks.
         from openkvs.engine.sandbox import sweep_stale_folders
         from openkvs.service.pipelines import blocked
-        from openkvs.worker.avinfo import AvinfoExecutor
         from openkvs.worker.executor import Executor
-        from openkvs.worker.wave import WaveExecutor
+        from openkvs.worker.job import JobMaker, sweep_scratch
 
         sweep_stale_folders()  # left behind by a predecessor killed with kill -9
-        parallel = settings.wave_parallel or settings.workers_cores()
+        sweep_scratch(settings.scratch_dir)
         executors: dict[str, Executor] = {
-            "audiowave": WaveExecutor(services.storage, parallel, settings.task_timeout),
-            "avinfo": AvinfoExecutor(services.storage),
+            kind.name: kind.executor_class()(settings, services.storage)
+            for kind in kinds.with_executors()
         }
         pool = WorkerPool(
             services.tasks,
@@ -175,6 +177,8 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
                 poll_seconds=settings.poll_seconds,
             ),
             on_finished=notifier.wake,
+            jobs=JobMaker(services.storage, settings.scratch_dir, settings.task_timeout),
+            runs=services.runs,
             blocked=lambda stored, running: blocked(
                 stored, running, time.time(), settings.pipeline_quota
             ),

@@ -22,12 +22,24 @@ from tests.integration.test_avinfo import (
     sample_file,
 )
 
+from openkvs.config import Settings
 from openkvs.errors import TaskError
 from openkvs.model import TaskRecord, TaskStatus
 from openkvs.storage.local import LocalStorage
 from openkvs.worker.avinfo import AvinfoExecutor
+from openkvs.worker.testing import job_for
 
 BUCKET = "media"
+
+
+def _run_job(
+    executor: AvinfoExecutor,
+    storage: LocalStorage,
+    task: TaskRecord,
+    cancel: threading.Event | None = None,
+) -> list[dict[str, Any]]:
+    with job_for(task, storage, storage.root.parent / "scratch", cancel=cancel) as job:
+        return executor.run(job)
 
 
 def _task(key: str, bucket: str = BUCKET) -> TaskRecord:
@@ -65,7 +77,7 @@ def _files(storage: LocalStorage) -> set[Path]:
 def _run(storage: LocalStorage, local: Path, key: str) -> list[dict[str, Any]]:
     storage.put_file(BUCKET, key, local, acl="private", content_type="application/octet-stream")
     before = _files(storage)
-    items = AvinfoExecutor(storage).run(_task(key), threading.Event())
+    items = _run_job(AvinfoExecutor(Settings(), storage), storage, _task(key))
     assert _files(storage) == before, "avinfo must write nothing"
     return items
 
@@ -121,7 +133,7 @@ def test_failures(
 
 def test_source_gone_is_2041(storage: LocalStorage) -> None:
     with pytest.raises(TaskError) as info:
-        AvinfoExecutor(storage).run(_task("never/uploaded.mp4"), threading.Event())
+        _run_job(AvinfoExecutor(Settings(), storage), storage, _task("never/uploaded.mp4"))
     assert info.value.code == 2041
 
 
@@ -150,7 +162,9 @@ def test_cancel_stops_ffprobe_with_2005(stuck_storage: _FifoStorage) -> None:
     started = time.monotonic()
     try:
         with pytest.raises(TaskError) as info:
-            AvinfoExecutor(stuck_storage).run(_task("x.mp4"), cancel)
+            _run_job(
+                AvinfoExecutor(Settings(), stuck_storage), stuck_storage, _task("x.mp4"), cancel
+            )
     finally:
         timer.cancel()
     assert info.value.code == 2005
@@ -159,7 +173,9 @@ def test_cancel_stops_ffprobe_with_2005(stuck_storage: _FifoStorage) -> None:
 
 def test_timeout_is_3187(stuck_storage: _FifoStorage) -> None:
     with pytest.raises(TaskError) as info:
-        AvinfoExecutor(stuck_storage, timeout=0.3).run(_task("x.mp4"), threading.Event())
+        _run_job(
+            AvinfoExecutor(Settings(), stuck_storage, timeout=0.3), stuck_storage, _task("x.mp4")
+        )
     assert info.value.code == 3187
 
 

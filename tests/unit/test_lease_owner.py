@@ -20,10 +20,12 @@ from sqlalchemy import Engine
 
 from openkvs.model import NewTask, TaskRecord, TaskStatus
 from openkvs.service.ids import new_task_id
+from openkvs.storage.local import LocalStorage
 from openkvs.store.outbox import OutboxStore
 from openkvs.store.secrets import Sealer
 from openkvs.store.tasks import Outcome, TaskStore
 from openkvs.store.users import UserStore
+from openkvs.worker.job import Job, JobMaker
 from openkvs.worker.owner import ProcessIdentity, owner_gone, parse_owner, process_gone
 from openkvs.worker.pool import PoolSettings, WorkerPool
 
@@ -125,7 +127,8 @@ class Quick:
         self.ran: list[str] = []
         self.lock = threading.Lock()
 
-    def run(self, task: TaskRecord, cancel: threading.Event) -> list[dict[str, Any]]:
+    def run(self, job: Job) -> list[dict[str, Any]]:
+        task = job.task
         with self.lock:
             self.ran.append(task.task_id)
         return [{"dstpath": task.request["DstObjectKey"]}]
@@ -167,7 +170,8 @@ def _pool(engine: Engine, executor: Quick, *, sweep: float = 10.0) -> WorkerPool
         grace_seconds=0.2,
         sweep_seconds=sweep,
     )
-    return WorkerPool(TaskStore(engine), {"audiowave": executor}, settings)
+    jobs = JobMaker(LocalStorage(_scratch(engine) / "buckets"), _scratch(engine), 60)
+    return WorkerPool(TaskStore(engine), {"audiowave": executor}, settings, jobs=jobs)
 
 
 def _wait_done(store: TaskStore, task_id: str) -> TaskRecord:
@@ -253,3 +257,10 @@ def test_a_running_pool_takes_back_a_neighbour_that_dies(
     finally:
         pool.stop()
     assert (task.status, task.attempts) == (TaskStatus.SUCC, 2)
+
+
+def _scratch(engine: Engine) -> Path:
+    """A folder beside the test's SQLite file."""
+    database = engine.url.database
+    assert database is not None
+    return Path(database).parent / "scratch"

@@ -14,11 +14,13 @@ from sqlalchemy import Engine
 from openkvs.errors import TaskError
 from openkvs.model import NewTask, TaskRecord, TaskStatus
 from openkvs.service.ids import new_task_id
+from openkvs.storage.local import LocalStorage
 from openkvs.store.database import open_engine
 from openkvs.store.outbox import OutboxStore
 from openkvs.store.secrets import Sealer
 from openkvs.store.tasks import TaskStore
 from openkvs.store.users import UserStore
+from openkvs.worker.job import Job, JobMaker
 from openkvs.worker.pool import PoolSettings, WorkerPool
 
 
@@ -28,7 +30,8 @@ class Scripted:
     def __init__(self) -> None:
         self.started = threading.Event()
 
-    def run(self, task: TaskRecord, cancel: threading.Event) -> list[dict[str, Any]]:
+    def run(self, job: Job) -> list[dict[str, Any]]:
+        task, cancel = job.task, job.cancel
         self.started.set()
         action = task.request["do"]
         if action == "ok":
@@ -79,7 +82,8 @@ def _pool(engine: Engine, executor: Scripted, **kw: Any) -> WorkerPool:
         poll_seconds=0.05,
         grace_seconds=kw.get("grace", 0.2),
     )
-    return WorkerPool(TaskStore(engine), {"audiowave": executor}, settings)
+    jobs = JobMaker(LocalStorage(_scratch(engine) / "buckets"), _scratch(engine), 60)
+    return WorkerPool(TaskStore(engine), {"audiowave": executor}, settings, jobs=jobs)
 
 
 def _wait_done(store: TaskStore, task_id: str, timeout: float = 10) -> TaskRecord:
@@ -181,3 +185,10 @@ def test_task_deleted_while_its_worker_was_dead_is_not_run_again(sqlite: Engine)
     task = _recover_with_pool(sqlite, task_id)
     assert (task.status, task.error_code, task.attempts) == (TaskStatus.FAIL, 2005, 1)
     assert _callback_body(sqlite, task_id)["Details"]["errmsg"] == "task shutdown by user"
+
+
+def _scratch(engine: Engine) -> Path:
+    """A folder beside the test's SQLite file."""
+    database = engine.url.database
+    assert database is not None
+    return Path(database).parent / "scratch"

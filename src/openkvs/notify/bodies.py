@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkvs import kinds
 from openkvs.errors import TASK_MESSAGES
 from openkvs.model import TaskStatus
-
-#: Task types whose callbacks name no output bucket (spec §5.2: "" for avinfo).
-NO_OUTPUT_BUCKET = frozenset({"avinfo"})
 
 
 def completion_body(
@@ -23,20 +21,36 @@ def completion_body(
 
     Success: ``Status`` 3, ``errnum`` 0, ``errmsg`` "success" and the output ``items``.
     Failure: ``Status`` 4, the §6.2 code and its verbatim message, ``items`` empty.
-    ``bucket`` is the output bucket, and "" for types that write nothing (avinfo).
+    ``bucket`` is the output bucket, and "" for kinds that write nothing (avinfo). Kinds
+    that make images (avsnapshot, avsample) add ``snapshotNum`` on success: one per item.
     """
     ok = error_code == 0
-    if task_type in NO_OUTPUT_BUCKET:
+    kind = kinds.BY_NAME.get(task_type)
+    if kind is not None and not kind.names_bucket:
         bucket = ""
     status = TaskStatus.SUCC if ok else TaskStatus.FAIL
+    details: dict[str, Any] = {
+        "errnum": error_code,
+        "errmsg": "success" if ok else TASK_MESSAGES[error_code],
+        "bucket": bucket,
+    }
+    if ok and kind is not None and kind.counts_images:
+        details["snapshotNum"] = len(items or [])
+    details["items"] = list(items or []) if ok else []
     return {
         "TaskID": task_id,
         "Status": status.callback_number,
         "Type": task_type,
-        "Details": {
-            "errnum": error_code,
-            "errmsg": "success" if ok else TASK_MESSAGES[error_code],
-            "bucket": bucket,
-            "items": list(items or []) if ok else [],
-        },
+        "Details": details,
+    }
+
+
+def progress_body(*, task_id: str, task_type: str, phase: str, percent: int) -> dict[str, Any]:
+    """A progress callback (§5.4 a): ``Status`` 2 with ``Details.status`` (``transcoding``
+    or ``uploading``) and ``Details.progress`` (0-100 within that status)."""
+    return {
+        "TaskID": task_id,
+        "Status": TaskStatus.EXEC.callback_number,
+        "Type": task_type,
+        "Details": {"status": phase, "progress": percent},
     }

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from openkvs import kinds
 from openkvs.config import Settings
 from openkvs.service.concurrency import ConcurrencyLimit
 from openkvs.storage.base import ObjectStorage
@@ -14,6 +15,7 @@ from openkvs.store.counters import CallCounter
 from openkvs.store.outbox import OutboxStore
 from openkvs.store.pipelines import PipelineStore
 from openkvs.store.presets import PresetStore
+from openkvs.store.runs import RunStore
 from openkvs.store.secrets import Sealer
 from openkvs.store.tasks import TaskStore
 from openkvs.store.users import UserStore
@@ -40,8 +42,12 @@ class Services:
     sealer: Sealer
     #: Bucket owners and grants: who may read sources from and write outputs to a bucket.
     buckets: BucketStore
+    #: What running tasks did: phase, command, failure log (GetTaskByTaskID shows them).
+    runs: RunStore
     #: Preset types that have an executor: tasks of other types are refused at creation.
-    executable_types: frozenset[str] = frozenset({"avinfo", "audiowave"})
+    executable_types: frozenset[str] = field(
+        default_factory=lambda: frozenset(kind.name for kind in kinds.with_executors())
+    )
     #: Called after a task is queued (or a pipeline opened), so workers start at once.
     task_queued: Callable[[], None] = field(default=_nothing)
     #: Called after DelTaskByTaskID asked a running task to stop: a worker of this process

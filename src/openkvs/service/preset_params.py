@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from openkvs.errors import ApiError, invalid, missing
+from openkvs.kinds import PRESET_TYPES, kind_of_preset
 from openkvs.service import json_input
 from openkvs.service.param_values import (
     DIMENSION,
@@ -53,20 +54,6 @@ __all__ = [
 ]
 
 Schema = Mapping[str, Any]  # key -> param_values rule
-
-#: Every accepted ``PresetType`` (spec §3.1); the last three are retired 2016 aliases.
-PRESET_TYPES: tuple[str, ...] = (
-    "avtrans",
-    "avsnapshot",
-    "avsample",
-    "avinfo",
-    "audiowave",
-    "aiproduction",
-    "avop",
-    "avm3u8",
-    "avlogo",
-)
-_FAMILIES = {"avop": "avtrans", "avm3u8": "avtrans"}
 
 AVTRANS_FORMATS = ("mp4", "flv", "hls", "mpegts", "mp3", "adts", "dash", "gif", "webp", "flac")
 IMAGE_FORMATS = ("jpg", "png", "webp")
@@ -175,32 +162,30 @@ _LOGO: Schema = {
 _IMAGE_SOURCES = ("logoUrl", "pic")
 _IMAGE_ITEM: Schema = {"offsetX": number(0), "offsetY": number(0), "shortSide": DIMENSION}
 
-_SNAPSHOT: Schema = {
+SNAPSHOT: Schema = {
     "f": choice(*IMAGE_FORMATS),
     "width": DIMENSION,
     "height": DIMENSION,
     "shortSide": DIMENSION,
     "ss": time_point,
 }
-_SAMPLE: Schema = {
-    **_SNAPSHOT,
+SAMPLE: Schema = {
+    **SNAPSHOT,
     "interval": integer(1),
     "spriteflag": FLAG,
     "spritew": integer(1),
     "spriteh": integer(1),
 }
-_AUDIOWAVE: Schema = {"points": integer(1, 4095)}
+AUDIOWAVE: Schema = {"points": integer(1, 4095)}
 
 
 def canonical_type(preset_type: object) -> str:
-    """The executor family of a ``PresetType``: ``avop``/``avm3u8`` -> ``avtrans``.
+    """The task kind a ``PresetType`` makes: ``avop``/``avm3u8`` -> ``avtrans``.
 
     ``avlogo`` stays ``avlogo`` (a logo-only chain stage, spec §3.4.4). Anything that is not
     exactly (case-sensitively) one of :data:`PRESET_TYPES` is ``1015``.
     """
-    if not isinstance(preset_type, str) or preset_type not in PRESET_TYPES:
-        raise ApiError(1015, f"PresetType {preset_type!r} is not one of {', '.join(PRESET_TYPES)}")
-    return _FAMILIES.get(preset_type, preset_type)
+    return kind_of_preset(preset_type).name
 
 
 def parse_param(raw: object) -> dict[str, Any]:
@@ -225,29 +210,16 @@ def parse_param(raw: object) -> dict[str, Any]:
     return raw
 
 
-def validate_param(preset_type: str, param: dict[str, Any]) -> None:
-    """Check ``param`` against spec §3 for ``preset_type`` (aliases allowed); ``1001`` if wrong."""
-    family = canonical_type(preset_type)
+def validate_param(preset_type: str, param: dict[str, Any]) -> Any:
+    """Parse ``param`` for ``preset_type`` (aliases allowed) into its frozen spec
+    (``openkvs.presets``); ``1001`` naming the key when a value is wrong."""
+    kind = kind_of_preset(preset_type)
     if not isinstance(param, Mapping):
         raise invalid("Param", "must be an object")
-    if family == "avtrans":
-        _check_avtrans(param)
-    elif family == "avlogo":
-        _check_avlogo(param)
-    elif family == "avsnapshot":
-        _check_fields("Param", param, _SNAPSHOT)
-    elif family == "avsample":
-        _check_fields("Param", param, _SAMPLE)
-    elif family == "audiowave":
-        _check_fields("Param", param, _AUDIOWAVE)
-    elif family == "aiproduction":
-        if not given(param, "function_name"):
-            raise invalid("Param.function_name", "is required")
-        choice("smart_cover")("Param.function_name", param["function_name"])
-    # avinfo has no settings: any object, {} included, is fine.
+    return kind.parse(param)
 
 
-def _check_fields(path: str, obj: Mapping[str, Any], schema: Schema) -> None:
+def check_fields(path: str, obj: Mapping[str, Any], schema: Schema) -> None:
     for key, rule in schema.items():
         if given(obj, key):
             rule(f"{path}.{key}", obj[key])
@@ -273,10 +245,10 @@ def _section(param: Mapping[str, Any], name: str) -> tuple[str, Any] | None:
     return (f"Param.{spellings[0]}", param[spellings[0]]) if spellings else None
 
 
-def _check_avtrans(param: Mapping[str, Any]) -> None:
+def check_avtrans(param: Mapping[str, Any]) -> None:
     if not given(param, "f"):
         raise invalid("Param.f", "is required")
-    _check_fields("Param", param, _AVTRANS)
+    check_fields("Param", param, _AVTRANS)
     f = param["f"]
     if f != "dash" and given(param, "mulrate") and int(param["mulrate"]) == 1:
         raise invalid("Param.mulrate", f"may be 1 only with f=dash, got f={f!r}")
@@ -284,17 +256,17 @@ def _check_avtrans(param: Mapping[str, Any]) -> None:
         _check_video(video[0], _object(*video))
     if audio := _section(param, "AUDIO"):
         path, fields = audio[0], _object(*audio)
-        _check_fields(path, fields, _AUDIO)
+        check_fields(path, fields, _AUDIO)
         if fields.get("acodec") == "flac" and f != "flac":
             raise invalid(f"{path}.acodec", f"may be flac only with f=flac, got f={f!r}")
     for key, schema in (("CLIP", _CLIP), ("zdParams", _ZD_PARAMS)):
         if given(param, key):
-            _check_fields(f"Param.{key}", _object(f"Param.{key}", param[key]), schema)
+            check_fields(f"Param.{key}", _object(f"Param.{key}", param[key]), schema)
     _count_logos(param)
 
 
 def _check_video(path: str, video: Mapping[str, Any]) -> None:
-    _check_fields(path, video, _VIDEO)
+    check_fields(path, video, _VIDEO)
     codec = video.get("vcodec") or "h264"
     profiles = VIDEO_PROFILES.get(codec)
     if profiles and given(video, "profile") and video["profile"] not in profiles:
@@ -311,11 +283,14 @@ def _check_video(path: str, video: Mapping[str, Any]) -> None:
             )
 
 
-def _check_avlogo(param: Mapping[str, Any]) -> None:
+def check_avlogo(param: Mapping[str, Any]) -> int:
+    """Check an avlogo preset's logos; how many there are (at least one)."""
     if _section(param, "LOGOS") is None and _section(param, "IMAGE") is None:
         raise invalid("Param.LOGOS", "is required for an avlogo preset (or Param.IMAGE)")
-    if _count_logos(param) == 0:
+    count = _count_logos(param)
+    if count == 0:
         raise invalid("Param.LOGOS", "must contain at least one logo")
+    return count
 
 
 def _count_logos(param: Mapping[str, Any]) -> int:
@@ -332,14 +307,14 @@ def _count_logos(param: Mapping[str, Any]) -> int:
         for i, item in enumerate(_array(path, image[1], "objects")):
             item_path = f"{path}[{i}]"
             _check_image_source(item_path, _object(item_path, item), _IMAGE_SOURCES)
-            _check_fields(item_path, item, _IMAGE_ITEM)
+            check_fields(item_path, item, _IMAGE_ITEM)
             count += 1
     return count
 
 
 def _check_logo(path: str, logo: Mapping[str, Any]) -> None:
     _check_image_source(path, logo, _LOGO_SOURCES)
-    _check_fields(path, logo, _LOGO)
+    check_fields(path, logo, _LOGO)
 
 
 def _check_image_source(path: str, item: Mapping[str, Any], keys: tuple[str, ...]) -> None:

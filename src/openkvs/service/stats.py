@@ -7,6 +7,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from openkvs import kinds
 from openkvs.errors import ApiError
 from openkvs.model import TaskRecord, User
 from openkvs.service import params as p
@@ -105,7 +106,7 @@ def get_media_trans_duration(services: Services, user: User, params: p.Params) -
     totals: list[dict[str, dict[str | None, int]]] = [
         defaultdict(lambda: defaultdict(int)) for _ in starts
     ]
-    for task in services.tasks.finished_between(user.id, ("avtrans",), r.start, r.end):
+    for task in services.tasks.finished_between(user.id, kinds.transcode_kinds(), r.start, r.end):
         i = bucket_of(task.finished_at or 0, starts)
         if i is None:
             continue
@@ -136,17 +137,15 @@ def get_media_trans_duration(services: Services, user: User, params: p.Params) -
 
 
 def images_of(task: TaskRecord) -> int:
-    """Images a snapshot (1) or sampling task (one per output item) produced."""
-    return 1 if task.task_type == "avsnapshot" else len(task.result or [])
+    """Images a snapshot or sampling task produced: one per output item."""
+    return len(task.result or [])
 
 
 def get_screenshot_number(services: Services, user: User, params: p.Params) -> dict[str, Any]:
     r = unix_range(params, services.clock())
     starts = buckets(r)
     numbers = [0] * len(starts)
-    for task in services.tasks.finished_between(
-        user.id, ("avsnapshot", "avsample"), r.start, r.end
-    ):
+    for task in services.tasks.finished_between(user.id, kinds.image_kinds(), r.start, r.end):
         i = bucket_of(task.finished_at or 0, starts)
         if i is not None:
             numbers[i] += images_of(task)

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkvs import kinds
 from openkvs.errors import ApiError
 from openkvs.model import User
+from openkvs.presets.codec import dump
 from openkvs.service import params as p
 from openkvs.service import presets as preset_rules
 from openkvs.service.context import Services
-from openkvs.service.preset_params import canonical_type
 from openkvs.service.sources import check_destination, check_source, source_list
 from openkvs.service.submission import queue_task, read_submission
 from openkvs.storage.keys import validate_bucket, validate_key
 
-#: Types whose tasks write nothing to DstObjectKey (avinfo) or write under DstDir (avsample).
-_NO_OBJECT_KEY = {"avinfo", "avsample"}
-_NO_OUTPUT = {"avinfo"}
 
-
-def _resolve_preset(services: Services, user: User, params: p.Params) -> tuple[str, dict[str, Any]]:
-    """(task type, snapshot of the preset) for ``Preset``; chains ``A|B`` are refused while
+def _resolve_preset(
+    services: Services, user: User, params: p.Params
+) -> tuple[kinds.Kind, dict[str, Any]]:
+    """(task kind, snapshot of the preset) for ``Preset``; chains ``A|B`` are refused while
     no chainable executor exists."""
     raw = params.get("Preset")
     if not isinstance(raw, str) or not raw:
@@ -36,32 +35,34 @@ def _resolve_preset(services: Services, user: User, params: p.Params) -> tuple[s
     preset = services.presets.get(user.id, name)
     if preset is None:
         raise ApiError(1005, f"preset {name!r} does not exist")
-    task_type = canonical_type(preset.preset_type)
-    if task_type == "audiowave":
-        raise ApiError(1015, f"preset {name!r} is of type audiowave: use CreateWaveTask")
-    if task_type not in services.executable_types:
+    kind = kinds.kind_of_preset(preset.preset_type)
+    if kind.action != "CreateTask":
+        raise ApiError(1015, f"preset {name!r} is of type {kind.name}: use {kind.action}")
+    if kind.name not in services.executable_types:
         raise ApiError(
             1015,
             f"tasks of type {preset.preset_type} cannot run on this openkvs "
             f"yet (supported: {', '.join(sorted(services.executable_types))})",
         )
     snapshot = {"name": preset.name, "type": preset.preset_type, "param": preset.param}
-    return task_type, snapshot
+    return kind, snapshot
 
 
 def create_task(
     services: Services, user: User, params: p.Params, *, action: str = "CreateTask"
 ) -> str:
     """Validate, snapshot the preset, queue the task; return its TaskID."""
-    task_type, snapshot = _resolve_preset(services, user, params)
+    kind, snapshot = _resolve_preset(services, user, params)
+    # A preset stored before its rules grew may no longer parse: 1001 naming the key.
+    spec = kind.parse(snapshot["param"])
     if not p.given(params, "SrcInfo"):
         raise ApiError(1016, "SrcInfo is required")
     sources = source_list(params["SrcInfo"])
     dst_bucket = p.optional_str(params, "DstBucket")
-    if dst_bucket or task_type not in _NO_OUTPUT:
+    if dst_bucket or kind.output is not kinds.Output.NONE:
         dst_bucket = validate_bucket(p.required_str(params, "DstBucket"), "DstBucket")
     dst_key = p.optional_str(params, "DstObjectKey")
-    if dst_key or task_type not in _NO_OBJECT_KEY:
+    if dst_key or kind.output is kinds.Output.OBJECT:
         dst_key = validate_key(dst_key, "DstObjectKey")
     dst_dir = p.optional_str(params, "DstDir")
     if dst_dir:
@@ -69,7 +70,10 @@ def create_task(
             validate_key(dst_dir.rstrip("/") or "/", "DstDir")
         except ApiError as exc:
             raise ApiError(1020, exc.detail) from exc
+    if kind.output is kinds.Output.DIR and not dst_dir:
+        raise ApiError(1020, f"DstDir is required for {kind.name} tasks")
     submission = read_submission(services, user, params)
+    options = kind.task_options(spec, submission.ext, sources)
     located = [
         check_source(services.storage, services.buckets, user, src["path"]) for src in sources
     ]
@@ -81,13 +85,19 @@ def create_task(
         "DstDir": dst_dir,
         "DstObjectKey": dst_key,
         "source": {"bucket": located[0][0], "key": located[0][1]},
+        "sources": [
+            {"bucket": bucket, "key": key, "type": src.get("type", "video"), "index": src["index"]}
+            for (bucket, key), src in zip(located, sources, strict=True)
+        ],
         "preset": snapshot,
+        "spec": dump(spec),
+        "options": options,
     }
     return queue_task(
         services,
         user,
         action=action,
-        task_type=task_type,
+        task_type=kind.name,
         preset=snapshot["name"],
         submission=submission,
         request=request,

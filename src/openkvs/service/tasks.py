@@ -9,13 +9,15 @@ from openkvs.model import TaskRecord, TaskStatus, User
 from openkvs.service import params as p
 from openkvs.service.context import Services
 from openkvs.service.ids import cst_text, looks_like_task_id
+from openkvs.store.runs import TaskRun
 
 
-def task_info(task: TaskRecord) -> dict[str, Any]:
-    """The ``TaskInfo`` object of GetTaskByTaskID."""
+def task_info(task: TaskRecord, run: TaskRun | None = None) -> dict[str, Any]:
+    """The ``TaskInfo`` object of GetTaskByTaskID (with ``run``: also the phase and the
+    command that ran, our additions)."""
     req = task.request
     finished = task.status in (TaskStatus.SUCC, TaskStatus.FAIL)
-    return {
+    info: dict[str, Any] = {
         "TaskID": task.task_id,
         "IsFlow": 1 if task.action == "CreateFlowTask" else 0,
         "Preset": task.preset,
@@ -37,6 +39,10 @@ def task_info(task: TaskRecord) -> dict[str, Any]:
         "Progress": task.progress,
         "UpdateTime": cst_text(task.updated_at),
     }
+    if run is not None:
+        info["ProgressStatus"] = run.phase if task.status is TaskStatus.EXEC else ""
+        info["Command"] = run.command
+    return info
 
 
 def find_task(services: Services, user: User, params: p.Params, name: str = "TaskID") -> TaskRecord:
@@ -52,4 +58,6 @@ def find_task(services: Services, user: User, params: p.Params, name: str = "Tas
 
 
 def get_task_by_task_id(services: Services, user: User, params: p.Params) -> dict[str, Any]:
-    return {"TaskInfo": task_info(find_task(services, user, params))}
+    task = find_task(services, user, params)
+    run = services.runs.get(task.task_id) or TaskRun(task.task_id, "", "", "")
+    return {"TaskInfo": task_info(task, run)}

@@ -81,6 +81,10 @@ def _v3_owners_secrets_tokens(conn: Connection) -> None:
     )
 
 
+def _v4_task_runs(conn: Connection) -> None:
+    schema.metadata.create_all(conn, tables=[schema.task_runs])
+
+
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "presets, pipelines and API call counters", _v2_presets_pipelines_counters),
@@ -89,6 +93,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
         "bucket owners and grants, sealed secrets, webhook secrets, client tokens",
         _v3_owners_secrets_tokens,
     ),
+    (4, "task runs: phase, command and log", _v4_task_runs),
 ]
 
 LATEST = STEPS[-1][0]

@@ -75,6 +75,19 @@ tasks = Table(
 Index("ix_tasks_queue", tasks.c.status, tasks.c.is_top, tasks.c.top_at, tasks.c.id)
 Index("ix_tasks_user_created", tasks.c.user_id, tasks.c.created_at)
 
+#: What a task's run did, beside the queue row (written while it runs, read by
+#: GetTaskByTaskID): the sub-phase, the command that ran and, after a failure, the end of
+#: the failing program's stderr (for the operator; never in callbacks).
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("task_id", String(40), primary_key=True),
+    Column("phase", String(16), nullable=False, default=""),  # "", transcoding, uploading
+    Column("command", Text, nullable=False, default=""),  # shell-quoted; joined with " && "
+    Column("log", Text, nullable=False, default=""),
+    Column("updated_at", Float, nullable=False),
+)
+
 callbacks = Table(
     "callbacks",
     metadata,

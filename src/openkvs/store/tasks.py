@@ -180,9 +180,17 @@ class TaskStore:
         return None if row is None else _record(row)
 
     def claim(
-        self, owner: str, now: float, lease_seconds: float, blocked: Blocker | None = None
+        self,
+        owner: str,
+        now: float,
+        lease_seconds: float,
+        blocked: Blocker | None = None,
+        task_types: frozenset[str] | None = None,
     ) -> TaskRecord | None:
         """Take the next queued task for ``owner``, or None when nothing may start.
+
+        With ``task_types``, only tasks of those kinds (the ones the worker has executors
+        for) are candidates.
 
         The candidate is the first ``init`` row by (top flag, time topped, age) whose
         (user, pipeline) is not in ``blocked(pipelines, running counts)``: paused, outside
@@ -202,6 +210,8 @@ class TaskStore:
                 .limit(1)
                 .with_for_update(skip_locked=True)
             )
+            if task_types is not None:
+                candidate = candidate.where(tasks.c.task_type.in_(sorted(task_types)))
             if blocked is not None:
                 closed = blocked(self._pipelines(conn), self._running(conn))
                 if closed:

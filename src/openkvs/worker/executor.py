@@ -1,17 +1,20 @@
-"""What the pool runs: one executor per preset type.
+"""What the pool runs: one executor per task kind (``openkvs.kinds``).
 
-An executor reads its sources from storage, runs the engine, writes its outputs, and
-returns the callback ``items`` (spec §5.3). It raises :class:`~openkvs.errors.TaskError`
-for every failure a client should see; the pool maps anything else to 2001.
+An executor is made with the process's settings and object storage
+(``Executor(settings, storage)``), and runs one :class:`~openkvs.worker.job.Job` at a time
+per call: it reads the job's sources, runs the engine, writes its outputs, reports progress
+(``job.report``) and the command it ran (``job.record_command``), and returns the callback
+``items`` (spec §5.3). It raises :class:`~openkvs.errors.TaskError` for every failure a
+client should see (with ``log`` set to the end of ffmpeg's stderr where there is one); the
+pool maps anything else to 2001.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Protocol
 
-from openkvs.model import TaskRecord
+from openkvs.worker.job import Job
 
 
 class Executor(Protocol):
-    def run(self, task: TaskRecord, cancel: threading.Event) -> list[dict[str, Any]]: ...
+    def run(self, job: Job) -> list[dict[str, Any]]: ...

@@ -22,14 +22,18 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from openkvs import kinds
 from openkvs.errors import TaskError
 from openkvs.model import TaskRecord, TaskStatus
 from openkvs.notify.bodies import completion_body
+from openkvs.store.runs import RunStore
 from openkvs.store.tasks import Blocker, TaskStore
 from openkvs.worker.executor import Executor
+from openkvs.worker.job import JobMaker, Phase, ProgressSink
 from openkvs.worker.owner import ProcessIdentity, owner_gone
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,13 @@ class _Job:
     owner: str
     cancel: threading.Event = field(default_factory=threading.Event)
     reason: str = ""  # why cancel was set: "user", "shutdown" or "lost"
+    phase: Phase | None = None
+    progress: int = 0  # within ``phase``; written to the task row by each lease renewal
+    sink: ProgressSink | None = None
+
+
+#: Makes the progress sink of a task (its progress callbacks), or None when it has none.
+SinkFactory = Callable[[TaskRecord], ProgressSink | None]
 
 
 @dataclass(frozen=True)
@@ -64,10 +75,16 @@ class WorkerPool:
         *,
         on_finished: Any = None,
         blocked: Blocker | None = None,
+        jobs: JobMaker,
+        runs: RunStore | None = None,
+        sinks: SinkFactory | None = None,
     ) -> None:
         self._tasks = tasks
-        self._blocked = blocked
+        self._jobs_maker = jobs
+        self._runs = runs
+        self._sinks = sinks
         self._executors = executors
+        self._types = frozenset(executors)
         self._settings = settings
         self._on_finished = on_finished or (lambda: None)
         self._blocked = blocked
@@ -134,7 +151,7 @@ class WorkerPool:
             started = time.monotonic()
             try:
                 task = self._tasks.claim(
-                    owner, time.time(), self._settings.lease_seconds, self._blocked
+                    owner, time.time(), self._settings.lease_seconds, self._blocked, self._types
                 )
             except Exception:
                 log.exception("claim_failed")
@@ -159,19 +176,33 @@ class WorkerPool:
         with self._lock:
             self._jobs[task.task_id] = job
         try:
-            code, items = 0, self._executors[task.task_type].run(task, job.cancel)
+            job.sink = self._sinks(task) if self._sinks is not None else None
+            with self._jobs_maker.job(
+                task,
+                kinds.kind(task.task_type),
+                job.cancel,
+                report=lambda phase, percent: self._report(job, phase, percent),
+                record_command=lambda command: self._record(task.task_id, command),
+            ) as run:
+                code, items = 0, self._executors[task.task_type].run(run)
         except TaskError as exc:
             code, items = exc.code, None
             log.warning(
                 "task_failed",
                 extra={"task_id": task.task_id, "errnum": exc.code, "detail": exc.detail},
             )
+            self._keep_log(task.task_id, exc.log or exc.detail)
         except Exception:
             code, items = 2001, None
             log.exception("task_crashed", extra={"task_id": task.task_id})
         finally:
             with self._lock:
                 self._jobs.pop(task.task_id, None)
+            if job.sink is not None:
+                try:
+                    job.sink.close()  # the last progress callback goes before the completion
+                except Exception:
+                    log.exception("progress_sink_failed", extra={"task_id": task.task_id})
         if job.reason == "lost":
             log.warning("task_lease_lost", extra={"task_id": task.task_id})
             return
@@ -216,6 +247,34 @@ class WorkerPool:
             log.info("task_finished", extra={"task_id": task.task_id, "errnum": code})
             self._on_finished()
 
+    def _report(self, job: _Job, phase: Phase, percent: float) -> None:
+        """An executor's progress: kept for the next lease renewal (which writes it), the
+        phase written at once when it changes, the sink told. Never decreases in a phase."""
+        value = max(0, min(100, int(percent)))
+        changed = phase != job.phase
+        if not changed and value <= job.progress:
+            return
+        job.phase, job.progress = phase, value
+        if changed and self._runs is not None:
+            try:
+                self._runs.set_phase(job.task.task_id, phase.value, time.time())
+            except Exception:
+                log.exception("progress_write_failed", extra={"task_id": job.task.task_id})
+        if job.sink is not None:
+            job.sink.update(phase, value)
+
+    def _record(self, task_id: str, command: str) -> None:
+        log.info("task_command", extra={"task_id": task_id, "command": command})
+        if self._runs is not None:
+            self._runs.set_command(task_id, command, time.time())
+
+    def _keep_log(self, task_id: str, text: str) -> None:
+        if self._runs is not None and text:
+            try:
+                self._runs.set_log(task_id, text, time.time())
+            except Exception:
+                log.exception("progress_write_failed", extra={"task_id": task_id})
+
     # -- leases -----------------------------------------------------------------------
     def _maintain(self) -> None:
         # Renewal doubles as the cancellation check for tasks deleted through another
@@ -236,8 +295,16 @@ class WorkerPool:
         with self._lock:
             jobs = list(self._jobs.values())
         for job in jobs:
+            # The task row's Progress is the media work's: 100 once uploading has begun.
+            progress = (
+                100
+                if job.phase is Phase.UPLOADING
+                else job.progress
+                if job.phase is Phase.TRANSCODING
+                else None
+            )
             cancel = self._tasks.heartbeat(
-                job.task.task_id, job.owner, time.time(), self._settings.lease_seconds, None
+                job.task.task_id, job.owner, time.time(), self._settings.lease_seconds, progress
             )
             if cancel is None or cancel:
                 job.reason = job.reason or ("lost" if cancel is None else "user")

@@ -3,33 +3,28 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
+from openkvs.config import Settings
 from openkvs.engine.wave import WaveSpec, extract_wave
 from openkvs.errors import TaskError
-from openkvs.model import TaskRecord
 from openkvs.service.waves import WaveOptions
 from openkvs.storage.base import ObjectStorage, StorageError
+from openkvs.worker.job import Job, Phase
 
 
 class WaveExecutor:
     """``audiowave`` tasks (CreateWaveTask): waveform JSON written to DstObjectKey."""
 
-    def __init__(self, storage: ObjectStorage, parallel: int, timeout: float) -> None:
+    def __init__(self, settings: Settings, storage: ObjectStorage) -> None:
         self._storage = storage
-        self._parallel = parallel
-        self._timeout = timeout  # seconds of decoding before the task fails with 2038
+        self._parallel = settings.wave_parallel or settings.workers_cores()
 
-    def run(self, task: TaskRecord, cancel: threading.Event) -> list[dict[str, Any]]:
-        req = task.request
-        options = WaveOptions.from_json(req["wave"])
-        try:
-            source = self._storage.source_for(req["source"]["bucket"], req["source"]["key"])
-        except StorageError as exc:
-            raise TaskError(2041, str(exc)) from exc
+    def run(self, job: Job) -> list[dict[str, Any]]:
+        options = WaveOptions.from_json(job.task.request["wave"])
+        job.report(Phase.TRANSCODING, 0)
         doc = extract_wave(
-            source,
+            job.source.location,
             WaveSpec(
                 points=options.points,
                 layout=options.layout,
@@ -37,18 +32,22 @@ class WaveExecutor:
                 duration=options.duration,
             ),
             parallel=self._parallel,
-            cancel=cancel,
-            timeout=self._timeout,
+            cancel=job.cancel,
+            timeout=job.remaining(),
         )
+        job.report(Phase.TRANSCODING, 100)
+        job.report(Phase.UPLOADING, 0)
         data = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+        destination = job.destination
         try:
             self._storage.put_bytes(
-                req["DstBucket"],
-                req["DstObjectKey"],
+                destination.bucket,
+                destination.key,
                 data,
-                acl=req["DstAcl"],
+                acl=destination.acl,
                 content_type="application/json",
             )
         except StorageError as exc:
             raise TaskError(2033, str(exc)) from exc
-        return [{"dstpath": req["DstObjectKey"]}]
+        job.report(Phase.UPLOADING, 100)
+        return [{"dstpath": destination.key}]

@@ -1,0 +1,228 @@
+"""What an executor is given: a job (typed spec, sources, cancel, report, scratch, deadline).
+
+The pool makes one :class:`Job` per claimed task with :class:`JobMaker`: it loads the spec the
+task stored at creation (``request["spec"]``, see ``openkvs.presets``), locates the sources in
+the object storage (a path or URL ffmpeg reads directly: never a copy when the storage can
+give one), makes a private scratch folder ``<scratch_dir>/<pid>-<TaskID>`` and removes it
+when the job ends, whatever the outcome. Folders left by a process that died (``kill -9``)
+are removed by :func:`sweep_scratch` when a pool starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from openkvs.errors import TaskError
+from openkvs.kinds import Kind
+from openkvs.model import TaskRecord
+from openkvs.presets.codec import load
+from openkvs.storage.base import ObjectStorage, StorageError
+from openkvs.store.permissions import private_dir
+
+
+class Phase(enum.StrEnum):
+    """The sub-phase of a running task (spec §4.1; progress callbacks' ``Details.status``)."""
+
+    TRANSCODING = "transcoding"  # the media work (ffmpeg running)
+    UPLOADING = "uploading"  # outputs going to the destination bucket
+
+
+@dataclass(frozen=True)
+class Source:
+    """One ``SrcInfo`` item, located: ``location`` is what ffmpeg opens (a path or URL),
+    to be opened only through ``engine.sandbox.source_input``."""
+
+    bucket: str
+    key: str
+    location: str
+    type: str = "video"
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where outputs go: ``key`` (DstObjectKey) or ``dir`` (DstDir), with ``acl``."""
+
+    bucket: str
+    key: str
+    dir: str
+    acl: str
+
+
+#: ``report(phase, percent)``: percent is 0-100 within the phase.
+Reporter = Callable[[Phase, float], None]
+
+
+class ProgressSink(Protocol):
+    """Where a running task's progress goes besides the task row (progress callbacks)."""
+
+    def update(self, phase: Phase, percent: int) -> None:
+        """The latest progress (never lower than the last within a phase); must not block."""
+        ...
+
+    def close(self) -> None:
+        """Deliver what is still due (the final progress) and stop; bounded in time."""
+        ...
+
+
+def _ignore_report(_phase: Phase, _percent: float) -> None:
+    return None
+
+
+def _ignore_command(_command: str) -> None:
+    return None
+
+
+@dataclass
+class Job:
+    """One run of one task. Executors read it and call :meth:`report` and
+    :meth:`record_command`; everything else is the pool's business."""
+
+    task: TaskRecord
+    spec: Any  # the kind's frozen spec (openkvs.presets.*)
+    options: dict[str, Any]  # ExtParam, parsed (a JSON object)
+    sources: tuple[Source, ...]
+    destination: Destination
+    storage: ObjectStorage
+    scratch: Path
+    deadline: float  # time.monotonic() by which the media work must end (else 2038)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    report: Reporter = _ignore_report
+    #: Store the command line that runs (shell-quoted; several joined with `` && ``).
+    record_command: Callable[[str], None] = _ignore_command
+
+    @property
+    def source(self) -> Source:
+        return self.sources[0]
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (at least a small positive number)."""
+        return max(0.01, self.deadline - time.monotonic())
+
+    def check(self) -> None:
+        """Raise 2005 when cancelled, 2038 when past the deadline."""
+        if self.cancel.is_set():
+            raise TaskError(2005, "cancelled")
+        if time.monotonic() >= self.deadline:
+            raise TaskError(2038, "the task ran over its time limit")
+
+
+_SCRATCH = re.compile(r"(\d+)-[0-9A-Za-z]+")
+
+
+class JobMaker:
+    """Makes the jobs of one process: where sources are, where scratch goes, how long."""
+
+    def __init__(self, storage: ObjectStorage, scratch_dir: Path, timeout: float) -> None:
+        self._storage = storage
+        self._scratch_dir = scratch_dir
+        self._timeout = timeout
+
+    @contextlib.contextmanager
+    def job(
+        self,
+        task: TaskRecord,
+        kind: Kind,
+        cancel: threading.Event,
+        report: Reporter = _ignore_report,
+        record_command: Callable[[str], None] = _ignore_command,
+    ) -> Iterator[Job]:
+        """The job of ``task``; its scratch folder is removed when the block ends.
+
+        Raises ``TaskError(2041)`` when a source is no longer in storage and 2028 when the
+        scratch folder cannot be made."""
+        deadline = time.monotonic() + self._timeout
+        spec = load_spec(task, kind)
+        sources = tuple(self._locate(item) for item in _source_items(task))
+        request = task.request
+        destination = Destination(
+            bucket=request.get("DstBucket", ""),
+            key=request.get("DstObjectKey", ""),
+            dir=request.get("DstDir", ""),
+            acl=request.get("DstAcl", "") or "public-read",
+        )
+        scratch = self._scratch_dir / f"{os.getpid()}-{task.task_id}"
+        try:
+            private_dir(self._scratch_dir)
+            shutil.rmtree(scratch, ignore_errors=True)  # a previous attempt of this process
+            scratch.mkdir(mode=0o700)
+        except OSError as exc:
+            raise TaskError(2028, f"cannot make the scratch folder {scratch}: {exc}") from exc
+        try:
+            yield Job(
+                task=task,
+                spec=spec,
+                options=dict(request.get("options") or {}),
+                sources=sources,
+                destination=destination,
+                storage=self._storage,
+                scratch=scratch,
+                deadline=deadline,
+                cancel=cancel,
+                report=report,
+                record_command=record_command,
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _locate(self, item: dict[str, Any]) -> Source:
+        bucket, key = item["bucket"], item["key"]
+        try:
+            location = self._storage.source_for(bucket, key)
+        except StorageError as exc:
+            raise TaskError(2041, str(exc)) from exc
+        return Source(bucket, key, location, item.get("type", "video"), item.get("index", 0))
+
+
+def _source_items(task: TaskRecord) -> list[dict[str, Any]]:
+    """The located sources a task stored (``request["sources"]``), or its first source as
+    older tasks stored it (``request["source"]``)."""
+    request = task.request
+    if request.get("sources"):
+        return list(request["sources"])
+    if request.get("source"):
+        return [dict(request["source"])]
+    return []
+
+
+def load_spec(task: TaskRecord, kind: Kind) -> Any:
+    """The spec a task stored at creation; tasks stored before specs existed are parsed
+    again from their preset snapshot (a task made by CreateWaveTask has none: its options
+    are in ``request["wave"]``)."""
+    request = task.request
+    stored = request.get("spec")
+    sample = kind.parse(request.get("preset", {}).get("param") or {}) if stored is None else None
+    if sample is not None:
+        return sample
+    return load(kind.spec_class(), stored)
+
+
+def sweep_scratch(scratch_dir: Path) -> int:
+    """Remove the scratch folders of processes that no longer exist; how many were removed."""
+    removed = 0
+    try:
+        names = os.listdir(scratch_dir)
+    except OSError:
+        return 0
+    for name in names:
+        found = _SCRATCH.fullmatch(name)
+        if not found:
+            continue
+        try:
+            os.kill(int(found.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(scratch_dir / name, ignore_errors=True)
+            removed += 1
+        except (PermissionError, OverflowError):
+            continue
+    return removed
