@@ -10,7 +10,7 @@ from openkvs.service import params as p
 from openkvs.service.context import Services
 from openkvs.service.ranges import MAX_AGE_DAYS, MAX_SPAN_DAYS, page
 from openkvs.service.task_create import create_task
-from openkvs.service.tasks import find_task, task_info
+from openkvs.service.tasks import find_task, task_detail, task_info
 from openkvs.store.tasks import TaskFilter
 
 ACTION = "FetchObjectMediaProcess"
@@ -59,4 +59,4 @@ def list_fetch_object_media_process(
 def get_fetch_object_media_process(
     services: Services, user: User, params: p.Params
 ) -> dict[str, Any]:
-    return {"TaskInfo": task_info(find_task(services, user, params, "ProcessTaskId"))}
+    return {"TaskInfo": task_detail(services, find_task(services, user, params, "ProcessTaskId"))}

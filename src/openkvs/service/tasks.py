@@ -57,7 +57,11 @@ def find_task(services: Services, user: User, params: p.Params, name: str = "Tas
     return task
 
 
-def get_task_by_task_id(services: Services, user: User, params: p.Params) -> dict[str, Any]:
-    task = find_task(services, user, params)
+def task_detail(services: Services, task: TaskRecord) -> dict[str, Any]:
+    """One task's ``TaskInfo`` with what its run did (``Command``, ``ProgressStatus``)."""
     run = services.runs.get(task.task_id) or TaskRun(task.task_id, "", "", "")
-    return {"TaskInfo": task_info(task, run)}
+    return task_info(task, run)
+
+
+def get_task_by_task_id(services: Services, user: User, params: p.Params) -> dict[str, Any]:
+    return {"TaskInfo": task_detail(services, find_task(services, user, params))}
