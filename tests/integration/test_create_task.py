@@ -13,10 +13,13 @@ from tests.support.media import make_audio
 
 @pytest.fixture(scope="module")
 def ready(kvs: Deployment, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An avinfo preset ``ct_info``, an avtrans preset ``ct_hd``, and a source path."""
+    """An avinfo preset ``ct_info``, an avtrans preset ``ct_hd``, an avlogo preset ``ct_logo``
+    (a kind without an executor), and a source path."""
     c = kvs.client
     assert c.preset(Preset="ct_info", PresetType="avinfo", Param={})["ErrNum"] in (0, 1201)
     assert c.preset(Preset="ct_hd", PresetType="avtrans", Param={"f": "mp4"})["ErrNum"] in (0, 1201)
+    logo = {"LOGOS": [[{"url": "/media/in/logo.png"}]]}
+    assert c.preset(Preset="ct_logo", PresetType="avlogo", Param=logo)["ErrNum"] in (0, 1201)
     assert c.preset(Preset="ct_wave", PresetType="audiowave", Param={})["ErrNum"] in (0, 1201)
     local = make_audio(tmp_path_factory.mktemp("ct"), "s", fmt="mp3", seconds=1)
     return kvs.upload(local, "in/ct.mp3")
@@ -38,7 +41,7 @@ CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("unknown preset", {"Preset": "no_such_preset"}, 1005, "no_such_preset"),
     ("wave preset", {"Preset": "wave"}, 1015, "CreateWaveTask"),
     ("audiowave preset", {"Preset": "ct_wave"}, 1015, "CreateWaveTask"),
-    ("no executor yet", {"Preset": "ct_hd"}, 1015, "cannot run"),
+    ("no executor yet", {"Preset": "ct_logo"}, 1015, "cannot run"),
     ("chain", {"Preset": "ct_hd|ct_info"}, 1015, "chain"),
     ("no SrcInfo", {"SrcInfo": None}, 1016, "SrcInfo"),
     ("SrcInfo not a list", {"SrcInfo": "x"}, 1016, "SrcInfo"),

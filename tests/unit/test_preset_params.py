@@ -96,10 +96,10 @@ VALID: list[tuple[str, dict[str, Any]]] = [
                 "shortSide": 720,
                 "orientationAdapt": 1,
                 "level": "4.0",
-                "codecParams": "rctype=3:crf=28",
+                "codecParams": "aq-mode=3:rc-lookahead=30",
                 "deinterlace": 1,
             },
-            "AUDIO": {"acodec": "aac", "profile": "aac_he_v2", "ar": 48000, "channels": 6},
+            "AUDIO": {"acodec": "aac", "profile": "aac_low", "ar": 48000, "channels": 6},
         },
     ),
     (
@@ -114,6 +114,13 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ),
     ("avtrans", {"f": "mp4", "segment_time": 10, "start_segment_num": "1"}),
     ("avtrans", {"f": "flac", "AUDIO": {"acodec": "flac"}}),
+    # containers and codecs beyond the 2017 list
+    ("avtrans", {"f": "mp4", "VIDEO": {"vcodec": "vp9"}, "AUDIO": {"acodec": "opus"}}),
+    ("avtrans", {"f": "webm", "VIDEO": {"crf": 30}, "AUDIO": {"ab": "96k"}}),
+    ("avtrans", {"f": "mkv", "VIDEO": {"vcodec": "h265"}, "AUDIO": {"acodec": "flac"}}),
+    ("avtrans", {"f": "mov", "VIDEO": {"vcodec": "copy"}, "AUDIO": {"acodec": "copy"}}),
+    ("avtrans", {"f": "wav", "AUDIO": {"ar": 22050, "channels": 1}}),
+    ("avtrans", {"f": "webp", "VIDEO": {"qscale": 80, "compressionlevel": 4, "loop": 0}}),
     ("avtrans", {"f": "gif", "VIDEO": {"vcodec": "gif", "intervalframes": 2, "loop": 0}}),
     ("avtrans", {"f": "mp4", "CLIP": {"ss": "1.5", "duration": "00:00:10"}}),
     ("avtrans", {"f": "mp4", "zdParams": {"video_tpye": "3"}}),
@@ -194,7 +201,21 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ("avtrans", trans(VIDEO="h264"), "Param.VIDEO must be an object"),
     ("avtrans", trans(VIDEO={}, video={}), "Param.video conflicts with Param.VIDEO"),
     # VIDEO
-    ("avtrans", video(vcodec="vp9"), "Param.VIDEO.vcodec must be one of h264, h265, copy, gif"),
+    (
+        "avtrans",
+        video(vcodec="av1"),
+        "Param.VIDEO.vcodec must be one of h264, h265, vp9, copy, gif, webp",
+    ),
+    (
+        "avtrans",
+        video(vcodec="vp9", profile="main"),
+        "Param.VIDEO.profile does not apply to vcodec=vp9",
+    ),
+    (
+        "avtrans",
+        video(vcodec="h265", codecParams="rctype=3:crf=28"),
+        "Param.VIDEO.codecParams rctype is not an option openkvs passes to libx265",
+    ),
     (
         "avtrans",
         video(vb="50k"),
@@ -245,8 +266,17 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
         "Param.VIDEO.mulVr must have as many items as mulVb (2), got 3",
     ),
     # AUDIO
-    ("avtrans", audio(acodec="opus"), "Param.AUDIO.acodec must be one of aac, mp3, copy, flac"),
-    ("avtrans", audio(acodec="flac"), "Param.AUDIO.acodec may be flac only with f=flac"),
+    (
+        "avtrans",
+        audio(acodec="vorbis"),
+        "Param.AUDIO.acodec must be one of aac, mp3, copy, flac, opus",
+    ),
+    (
+        "avtrans",
+        audio(acodec="flac"),
+        "Param.AUDIO.acodec flac cannot go in f=mp4 (it holds aac, mp3, opus or copy)",
+    ),
+    ("avtrans", audio(profile="aac_he_v2"), "Param.AUDIO.profile aac_he_v2 needs the libfdk_aac"),
     ("avtrans", audio(ab="8k"), "Param.AUDIO.ab must be between 20000 and 320000 bits/s, got '8k'"),
     ("avtrans", audio(ab="1m"), "Param.AUDIO.ab must be between 20000 and 320000 bits/s"),
     ("avtrans", audio(ar=4000), "Param.AUDIO.ar must be between 8000 and 96000, got 4000"),

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from openkvs.errors import invalid
+from openkvs.errors import ApiError, invalid
 from openkvs.service import preset_params as rules
 from openkvs.service.params import given, to_int
 
@@ -25,7 +25,8 @@ class AudiowaveSpec:
 
 @dataclass(frozen=True)
 class AiproductionSpec:
-    """``aiproduction`` (spec §3.7): only ``smart_cover`` exists."""
+    """``aiproduction`` (spec §3.7): only ``smart_cover`` exists (one cover image at
+    DstObjectKey: ``engine/cover.py``)."""
 
     function_name: str = "smart_cover"
 
@@ -52,6 +53,15 @@ def parse_aiproduction(param: Mapping[str, Any]) -> AiproductionSpec:
         raise invalid("Param.function_name", "is required")
     rules.choice("smart_cover")("Param.function_name", param["function_name"])
     return AiproductionSpec(str(param["function_name"]))
+
+
+def aiproduction_options(
+    spec: AiproductionSpec, ext: Mapping[str, Any], sources: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """``smart_cover`` reads one source (1015 for more) and no ExtParam."""
+    if len(sources) != 1:
+        raise ApiError(1015, f"aiproduction tasks take one source; SrcInfo has {len(sources)}")
+    return {}
 
 
 def parse_avlogo(param: Mapping[str, Any]) -> AvlogoSpec:

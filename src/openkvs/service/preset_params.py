@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from openkvs.engine.formats import FORMATS
 from openkvs.errors import ApiError, invalid, missing
 from openkvs.kinds import PRESET_TYPES, kind_of_preset
 from openkvs.service import json_input
@@ -55,7 +56,8 @@ __all__ = [
 
 Schema = Mapping[str, Any]  # key -> param_values rule
 
-AVTRANS_FORMATS = ("mp4", "flv", "hls", "mpegts", "mp3", "adts", "dash", "gif", "webp", "flac")
+#: ``avtrans`` containers (``engine/formats.py`` has what each holds).
+AVTRANS_FORMATS = FORMATS
 IMAGE_FORMATS = ("jpg", "png", "webp")
 REFER_POSITIONS = ("TopLeft", "TopRight", "BottomLeft", "BottomRight")
 X264_PRESETS = (
@@ -78,7 +80,7 @@ _FRAME_RATE = number(1, 120)
 _AUDIO_BITRATE = bitrate(20_000, 320_000)
 
 _VIDEO: Schema = {
-    "vcodec": choice("h264", "h265", "copy", "gif"),
+    "vcodec": choice("h264", "h265", "vp9", "copy", "gif", "webp"),
     "vb": _VIDEO_BITRATE,
     "vr": _FRAME_RATE,
     "width": DIMENSION,
@@ -94,8 +96,8 @@ _VIDEO: Schema = {
     "rotate": rotation,
     "gop": integer(1),
     "crf": integer(0, 51),
-    "qpmax": integer(0),
-    "qscale": integer(0),
+    "qpmax": integer(0, 63),
+    "qscale": integer(0, 100),
     "preset": choice(*X264_PRESETS),
     "level": text,
     "compressionlevel": integer(0, 6),
@@ -112,14 +114,14 @@ _VIDEO: Schema = {
 }
 
 _AUDIO: Schema = {
-    "acodec": choice("aac", "mp3", "copy", "flac"),
+    "acodec": choice("aac", "mp3", "copy", "flac", "opus"),
     "ab": _AUDIO_BITRATE,
     "ar": integer(8000, 96000),
     "channels": int_choice(1, 2, 6),
     "an": FLAG,
     "profile": choice("aac_low", "aac_he", "aac_he_v2"),
     "aacheCompatible": FLAG,
-    "resampler": text,
+    "resampler": choice("swr", "soxr"),
     "mulAb": comma_list(_AUDIO_BITRATE),
 }
 
@@ -237,7 +239,7 @@ def _array(path: str, value: Any, of: str) -> list[Any]:
     return value
 
 
-def _section(param: Mapping[str, Any], name: str) -> tuple[str, Any] | None:
+def section(param: Mapping[str, Any], name: str) -> tuple[str, Any] | None:
     """(path as the client spelled it, value) of ``VIDEO``/``video`` etc.; both at once is 1001."""
     spellings = [key for key in (name, name.lower()) if given(param, key)]
     if len(spellings) == 2:
@@ -252,13 +254,10 @@ def check_avtrans(param: Mapping[str, Any]) -> None:
     f = param["f"]
     if f != "dash" and given(param, "mulrate") and int(param["mulrate"]) == 1:
         raise invalid("Param.mulrate", f"may be 1 only with f=dash, got f={f!r}")
-    if video := _section(param, "VIDEO"):
+    if video := section(param, "VIDEO"):
         _check_video(video[0], _object(*video))
-    if audio := _section(param, "AUDIO"):
-        path, fields = audio[0], _object(*audio)
-        check_fields(path, fields, _AUDIO)
-        if fields.get("acodec") == "flac" and f != "flac":
-            raise invalid(f"{path}.acodec", f"may be flac only with f=flac, got f={f!r}")
+    if audio := section(param, "AUDIO"):
+        check_fields(audio[0], _object(*audio), _AUDIO)
     for key, schema in (("CLIP", _CLIP), ("zdParams", _ZD_PARAMS)):
         if given(param, key):
             check_fields(f"Param.{key}", _object(f"Param.{key}", param[key]), schema)
@@ -285,7 +284,7 @@ def _check_video(path: str, video: Mapping[str, Any]) -> None:
 
 def check_avlogo(param: Mapping[str, Any]) -> int:
     """Check an avlogo preset's logos; how many there are (at least one)."""
-    if _section(param, "LOGOS") is None and _section(param, "IMAGE") is None:
+    if section(param, "LOGOS") is None and section(param, "IMAGE") is None:
         raise invalid("Param.LOGOS", "is required for an avlogo preset (or Param.IMAGE)")
     count = _count_logos(param)
     if count == 0:
@@ -296,13 +295,13 @@ def check_avlogo(param: Mapping[str, Any]) -> int:
 def _count_logos(param: Mapping[str, Any]) -> int:
     """Validate ``LOGOS`` (array of tracks of logos) and ``IMAGE``; how many logos they hold."""
     count = 0
-    if logos := _section(param, "LOGOS"):
+    if logos := section(param, "LOGOS"):
         path = logos[0]
         for i, track in enumerate(_array(path, logos[1], "arrays of logo objects")):
             for j, logo in enumerate(_array(f"{path}[{i}]", track, "logo objects")):
                 _check_logo(f"{path}[{i}][{j}]", _object(f"{path}[{i}][{j}]", logo))
                 count += 1
-    if image := _section(param, "IMAGE"):
+    if image := section(param, "IMAGE"):
         path = image[0]
         for i, item in enumerate(_array(path, image[1], "objects")):
             item_path = f"{path}[{i}]"

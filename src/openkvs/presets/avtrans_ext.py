@@ -1,0 +1,194 @@
+"""A task's ExtParam for ``avtrans`` (spec §3.8) → :class:`AvtransOptions`.
+
+Read at CreateTask, in this order: shapes this openkvs cannot run yet are refused with
+``ApiError(1015)`` (HLS and DASH outputs, segment mode, watermarks, several sources or a
+source that is not of type ``video``, multi-rate HLS, HLS keys, subtitles, a per-task
+format); then each value, ``1018`` naming it when its type or range is wrong. Unknown keys
+are ignored. ``Callback.progress_cburl`` itself was checked with the submission (the
+callback address rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from openkvs.engine.formats import CONTAINERS
+from openkvs.engine.options import PASS_PARAMS, X265_TUNES
+from openkvs.errors import ApiError
+from openkvs.service.param_values import parse_time, to_number
+
+if TYPE_CHECKING:
+    from openkvs.presets.avtrans import AvtransSpec
+
+#: The longest ``ss``/``duration``: 50 hours, the longest source a task may have.
+MAX_SECONDS = 50 * 3600
+VOL_PERCENT = (0, 1000)
+VOL_DB = (-60.0, 60.0)
+PROGRESS_INTERVAL = (1, 3600)
+
+
+@dataclass(frozen=True)
+class AvtransOptions:
+    """A task's ExtParam for avtrans (spec §3.8), checked."""
+
+    ss: float | None = None  # seconds; wins over the preset's CLIP.ss
+    duration: float | None = None  # seconds; wins over CLIP.duration
+    vol_percent: int | None = None
+    vol_db: float | None = None  # wins over vol_percent
+    pass_params: dict[str, str] | None = None  # passParams key -> checked value
+    progress_url: str = ""
+    progress_interval: float = 10.0  # seconds between progress callbacks
+
+
+def _given(ext: Mapping[str, Any], key: str) -> bool:
+    return ext.get(key) not in (None, "")
+
+
+def refuse_unrunnable(
+    spec: AvtransSpec, ext: Mapping[str, Any], sources: list[dict[str, Any]]
+) -> None:
+    """1015 for what a later openkvs will run but this one cannot."""
+
+    def cannot(what: str) -> ApiError:
+        return ApiError(1015, f"{what} cannot run on this openkvs yet")
+
+    if not CONTAINERS[spec.f].runs:
+        raise cannot(f"f={spec.f} (HLS and DASH outputs)")
+    if spec.segment.segment_time > 0:
+        raise cannot("segment_time > 0 (segment mode)")
+    if spec.logos or spec.image or _given(ext, "LOGOS"):
+        raise cannot("a watermark (LOGOS/IMAGE)")
+    if len(sources) > 1:
+        raise cannot(f"a task of {len(sources)} sources (concatenation, extra tracks)")
+    kind = sources[0].get("type", "video") if sources else "video"
+    if kind != "video":
+        raise cannot(f"a source of type {kind!r} (only 'video' sources)")
+    for key, what in (("mulHlsRate", "multi-rate HLS"), ("hlsKey", "HLS encryption")):
+        if _given(ext, key) and ext[key] not in (0, "0"):
+            raise cannot(f"ExtParam {key} ({what})")
+    if _given(ext, "subtitle"):
+        raise cannot("ExtParam subtitle (subtitles)")
+    if _given(ext, "f") and ext["f"] != spec.f:
+        raise cannot(f"ExtParam f={ext['f']!r} (a per-task output format)")
+
+
+def read_options(
+    spec: AvtransSpec, ext: Mapping[str, Any], sources: list[dict[str, Any]]
+) -> AvtransOptions:
+    refuse_unrunnable(spec, ext, sources)
+    vol_percent = _number(ext, "vol_percent", VOL_PERCENT, whole=True)
+    vol_db = _number(ext, "vol_dB", VOL_DB, whole=False)
+    if (vol_percent is not None or vol_db is not None) and spec.audio.codec in ("", "copy"):
+        name = "vol_dB" if vol_db is not None else "vol_percent"
+        why = "the preset copies the audio" if spec.audio.codec else "the output has no audio"
+        raise ApiError(1018, f"ExtParam {name} needs re-encoded audio: {why}")
+    _master_index(ext, sources)
+    url, interval = _callback(ext)
+    return AvtransOptions(
+        ss=_seconds(ext, "ss", positive=False),
+        duration=_seconds(ext, "duration", positive=True),
+        vol_percent=int(vol_percent) if vol_percent is not None else None,
+        vol_db=vol_db,
+        pass_params=_pass_params(spec, ext.get("passParams")),
+        progress_url=url,
+        progress_interval=interval,
+    )
+
+
+def _seconds(ext: Mapping[str, Any], key: str, *, positive: bool) -> float | None:
+    if not _given(ext, key):
+        return None
+    try:
+        seconds = parse_time(ext[key])
+    except ValueError:
+        raise ApiError(
+            1018, f"ExtParam {key} must be seconds or HH:MM:SS[.mmm], got {ext[key]!r:.40}"
+        ) from None
+    if positive and seconds == 0:
+        raise ApiError(1018, f"ExtParam {key} must be more than 0 seconds")
+    if seconds > MAX_SECONDS:
+        raise ApiError(1018, f"ExtParam {key} must be at most {MAX_SECONDS} seconds")
+    return seconds
+
+
+def _number(
+    ext: Mapping[str, Any], key: str, bounds: tuple[float, float], *, whole: bool, name: str = ""
+) -> float | None:
+    if not _given(ext, key):
+        return None
+    name = name or f"ExtParam {key}"
+    lo, hi = bounds
+    try:
+        value = to_number(ext[key])
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi or (whole and not value.is_integer()):
+        kind = "an integer" if whole else "a number"
+        raise ApiError(1018, f"{name} must be {kind} from {lo:g} to {hi:g}")
+    return value
+
+
+def _master_index(ext: Mapping[str, Any], sources: list[dict[str, Any]]) -> None:
+    if not _given(ext, "masterSrcIndex"):
+        return
+    indexes = [src.get("index") for src in sources]
+    try:
+        index = to_number(ext["masterSrcIndex"])
+    except ValueError:
+        index = None
+    if index not in indexes:
+        raise ApiError(
+            1018, f"ExtParam masterSrcIndex must be the index of a SrcInfo item {indexes}"
+        )
+
+
+def _callback(ext: Mapping[str, Any]) -> tuple[str, float]:
+    callback = ext.get("Callback")
+    if callback in (None, ""):
+        return "", 10.0
+    if not isinstance(callback, Mapping):
+        raise ApiError(1018, "ExtParam.Callback must be an object")
+    url = callback.get("progress_cburl") or ""
+    if not isinstance(url, str):
+        raise ApiError(1018, "ExtParam.Callback.progress_cburl must be a string")
+    method = callback.get("progress_cbmethod")
+    if method not in (None, "") and (
+        not isinstance(method, str) or method.upper() not in ("POST", "GET")
+    ):
+        raise ApiError(1018, "ExtParam.Callback.progress_cbmethod must be POST or GET")
+    name = "ExtParam.Callback.progress_interval"
+    interval = _number(callback, "progress_interval", PROGRESS_INTERVAL, whole=True, name=name)
+    return url, float(interval) if interval is not None else 10.0
+
+
+def _pass_params(spec: AvtransSpec, raw: Any) -> dict[str, str] | None:
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, Mapping):
+        raise ApiError(1018, "ExtParam passParams must be an object of option: value")
+    checked: dict[str, str] = {}
+    for key, value in raw.items():
+        name = f"ExtParam passParams.{key}"
+        rule = PASS_PARAMS.get(key)
+        if rule is None:
+            allowed = ", ".join(sorted(PASS_PARAMS))
+            raise ApiError(1018, f"{name} is not an option openkvs passes (allowed: {allowed})")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ApiError(1018, f"{name} must be a string")
+        if rule.formats and spec.f not in rule.formats:
+            raise ApiError(1018, f"{name} applies only to f={', '.join(rule.formats)}")
+        for kind, codecs, codec in (
+            ("video", rule.video, spec.video.codec),
+            ("audio", rule.audio, spec.audio.codec),
+        ):
+            if codecs and codec not in codecs:
+                raise ApiError(1018, f"{name} needs {kind} encoded as {' or '.join(codecs)}")
+        try:
+            checked[key] = rule.check(str(value))
+        except ValueError as exc:
+            raise ApiError(1018, f"{name} {exc}") from None
+        if key == "tune" and spec.video.codec == "h265" and checked[key] not in X265_TUNES:
+            raise ApiError(1018, f"{name} must be one of {', '.join(X265_TUNES)} for h265")
+    return checked or None

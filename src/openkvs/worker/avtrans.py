@@ -1,0 +1,107 @@
+"""The ``avtrans`` executor (spec §3.2): transcode the first source to DstObjectKey.
+
+One run: probe the source (through the sandbox) → plan the ffmpeg commands
+(``engine.transcode``) → record them → run them with progress and limits
+(``engine.runner``) → describe the output file (``outMediainfo``, ``engine.outinfo``) →
+upload it with DstAcl and its content type (``worker.outputs``). The callback item is
+``{"dstpath": key, "segmentlisttype": "", "outMediainfo": <JSON text>}`` (spec §5.4 b).
+
+Failures (spec §6.2; ``docs/error-codes.md`` lists them for users):
+
+==============================================  ==========================================
+source deleted after CreateTask                 2041 (when the job is made, or ffmpeg's
+                                                "No such file or directory")
+destination bucket deleted, or a failed write   2033, checked before the transcode too
+source not media / corrupt                      3150, or FFmpeg's own code for its error
+ffmpeg killed by a signal that was not ours     3255
+the task's time limit (OPENKVS_TASK_TIMEOUT)    2038
+output over OPENKVS_MAX_OUTPUT_MB               2010
+ffmpeg over OPENKVS_FFMPEG_MAX_RSS_MB           2002
+DelTaskByTaskID while it runs                   2005
+==============================================  ==========================================
+
+Each failure of an ffmpeg run carries the end of its stderr as ``log`` (kept for the
+operator: ``openkvs task show``), with the sandbox's link replaced by the source's path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from openkvs.config import Settings
+from openkvs.engine.outinfo import describe_output, outinfo_text
+from openkvs.engine.probe import probe
+from openkvs.engine.runner import Limits, run_commands
+from openkvs.engine.sandbox import source_input
+from openkvs.engine.transcode import command_text, facts_from_probe, plan_transcode
+from openkvs.errors import TaskError
+from openkvs.presets.avtrans import AvtransOptions, AvtransSpec
+from openkvs.presets.codec import load
+from openkvs.storage.base import ObjectStorage
+from openkvs.worker.job import Job, Phase
+from openkvs.worker.outputs import OutputFile, require_bucket, upload
+
+#: ffprobe reads headers and a few packets; a minute covers slow remote storage.
+PROBE_TIMEOUT = 60.0
+#: Describing the output may read all its packets (containers without per-stream bit rates).
+DESCRIBE_TIMEOUT = 600.0
+
+
+class AvtransExecutor:
+    """``avtrans`` tasks (also the legacy ``avop`` and ``avm3u8`` preset types)."""
+
+    def __init__(self, settings: Settings, storage: ObjectStorage) -> None:
+        self._storage = storage
+        self._threads = settings.ffmpeg_threads
+        self._limits = Limits(
+            max_rss_mb=settings.ffmpeg_max_rss_mb, max_output_mb=settings.max_output_mb
+        )
+
+    def run(self, job: Job) -> list[dict[str, Any]]:
+        spec: AvtransSpec = job.spec
+        options = load(AvtransOptions, job.options)
+        source, destination = job.source, job.destination
+        job.report(Phase.TRANSCODING, 0)
+        require_bucket(self._storage, destination.bucket)
+        found = probe(source.location, min(PROBE_TIMEOUT, job.remaining()), cancel=job.cancel)
+        facts = facts_from_probe(found)
+        with source_input(source.location) as opened:
+            plan = plan_transcode(
+                spec,
+                options,
+                facts,
+                input_args=opened.args(),
+                scratch=str(job.scratch),
+                threads=self._threads,
+            )
+            job.record_command(command_text(shown(plan.commands, opened.url, source.location)))
+            try:
+                run_commands(
+                    plan.commands,
+                    duration=plan.duration,
+                    deadline=job.deadline,
+                    cancel=job.cancel,
+                    on_progress=lambda percent: job.report(Phase.TRANSCODING, percent),
+                    folder=job.scratch,
+                    limits=self._limits,
+                )
+            except TaskError as exc:
+                explained = opened.explain(exc)
+                explained.log = exc.log.replace(opened.url, source.location)
+                raise explained from exc
+        job.check()
+        info = describe_output(
+            plan.output, timeout=min(DESCRIBE_TIMEOUT, job.remaining()), cancel=job.cancel
+        )
+        upload(job, [OutputFile(Path(plan.output), destination.key, plan.content_type)])
+        return [
+            {"dstpath": destination.key, "segmentlisttype": "", "outMediainfo": outinfo_text(info)}
+        ]
+
+
+def shown(commands: Sequence[Sequence[str]], link: str, location: str) -> list[list[str]]:
+    """``commands`` as a person can run them again: the sandbox's link to the source (a
+    temporary name) replaced by the source's own path or URL in storage."""
+    return [[location if word == link else word for word in command] for command in commands]
