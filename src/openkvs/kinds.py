@@ -88,7 +88,8 @@ KINDS: tuple[Kind, ...] = (
         Output.OBJECT,
         "openkvs.presets.avtrans:parse",
         "openkvs.presets.avtrans:AvtransSpec",
-        "",  # openkvs.worker.avtrans:AvtransExecutor (being built)
+        "openkvs.worker.avtrans:AvtransExecutor",
+        options="openkvs.presets.avtrans:task_options",
         transcodes=True,
     ),
     Kind(
@@ -98,7 +99,8 @@ KINDS: tuple[Kind, ...] = (
         Output.OBJECT,
         "openkvs.presets.image:parse_snapshot",
         "openkvs.presets.image:SnapshotSpec",
-        "",  # openkvs.worker.snapshot:SnapshotExecutor (being built)
+        "openkvs.worker.snapshot:SnapshotExecutor",
+        options="openkvs.presets.image:snapshot_options",
         counts_images=True,
     ),
     Kind(
@@ -108,7 +110,8 @@ KINDS: tuple[Kind, ...] = (
         Output.DIR,
         "openkvs.presets.image:parse_sample",
         "openkvs.presets.image:SampleSpec",
-        "",  # openkvs.worker.sample:SampleExecutor (being built)
+        "openkvs.worker.sample:SampleExecutor",
+        options="openkvs.presets.image:sample_options",
         counts_images=True,
     ),
     Kind(
@@ -137,7 +140,8 @@ KINDS: tuple[Kind, ...] = (
         Output.OBJECT,
         "openkvs.presets.simple:parse_aiproduction",
         "openkvs.presets.simple:AiproductionSpec",
-        "",  # openkvs.worker.cover:CoverExecutor (being built)
+        "openkvs.worker.cover:CoverExecutor",
+        options="openkvs.presets.simple:aiproduction_options",
     ),
     Kind(
         "avlogo",
