@@ -70,26 +70,45 @@ def task() -> None:
 @task.command("submit")
 @click.option("--preset", required=True, help="preset name (`wave` for a waveform)")
 @click.option("--src", required=True, help="source object, /bucket/key")
-@click.option("--dst", default="", help="output object, /bucket/key")
+@click.option("--dst", default="", help="output object, /bucket/key (DstBucket, DstObjectKey)")
+@click.option("--dst-dir", default="", help="output folder, /bucket/dir/ (DstBucket, DstDir)")
+@click.option("--acl", type=click.Choice(["private", "public-read"]), help="DstAcl of the outputs")
+@click.option("--ext-param", default="", metavar="JSON", help="ExtParam, a JSON object")
+@click.option("--pipeline", default="", help="pipeline (queue) name; default `usual`")
 @click.option("--points", type=int, default=800, show_default=True, help="points (wave)")
 @click.option("--cb-url", default="", help="completion callback URL")
 @click.option("--top", is_flag=True, help="put the task ahead of the queue")
 @click.option("--wait", is_flag=True, help="wait for the end, showing progress")
 @_USER
 def task_submit(
-    preset: str, src: str, dst: str, points: int, cb_url: str, top: bool, wait: bool, user: str
+    preset: str,
+    src: str,
+    dst: str,
+    dst_dir: str,
+    acl: str | None,
+    ext_param: str,
+    pipeline: str,
+    points: int,
+    cb_url: str,
+    top: bool,
+    wait: bool,
+    user: str,
 ) -> None:
     """Queue a task; prints its TaskID (with --wait, its final state)."""
+    params: dict[str, Any] = {
+        "Preset": preset,
+        "SrcInfo": [{"path": src}],
+        "CbUrl": cb_url,
+        "IsTop": int(top),
+        **_destination(dst, dst_dir),
+    }
+    if acl:
+        params["DstAcl"] = acl
+    if ext_param:
+        params["ExtParam"] = ext_param
+    if pipeline:
+        params["Pipeline"] = pipeline
     with _session(user) as (services, owner):
-        bucket, _, key = dst.lstrip("/").partition("/")
-        params: dict[str, Any] = {
-            "Preset": preset,
-            "SrcInfo": [{"path": src}],
-            "DstBucket": bucket,
-            "DstObjectKey": key,
-            "CbUrl": cb_url,
-            "IsTop": int(top),
-        }
         if preset == "wave":
             params["points"] = points
             task_id = _answer(lambda: create_wave_task(services, owner, params))
@@ -100,21 +119,67 @@ def task_submit(
             _wait(services, owner, task_id)
 
 
+def _destination(dst: str, dst_dir: str) -> dict[str, str]:
+    """``DstBucket`` with ``DstObjectKey`` (``--dst /bucket/key``) and/or ``DstDir``
+    (``--dst-dir /bucket/dir/``); both name the same bucket."""
+    fields: dict[str, str] = {}
+    buckets = set()
+    if dst:
+        bucket, _, key = dst.lstrip("/").partition("/")
+        fields["DstObjectKey"] = key
+        buckets.add(bucket)
+    if dst_dir:
+        bucket, _, folder = dst_dir.lstrip("/").partition("/")
+        fields["DstDir"] = folder
+        buckets.add(bucket)
+    if len(buckets) > 1:
+        raise click.UsageError("--dst and --dst-dir must name the same bucket")
+    fields["DstBucket"] = buckets.pop() if buckets else ""
+    return fields
+
+
+#: Seconds between two looks at a waited-for task.
+WAIT_POLL = 0.2
+BAR_WIDTH = 30
+
+
+def _progress_text(info: dict[str, Any]) -> str:
+    """``exec transcoding 42%``: TaskStatus, ProgressStatus (when running) and Progress."""
+    words = [info["TaskStatus"], info.get("ProgressStatus") or "", f"{info['Progress']}%"]
+    return " ".join(word for word in words if word)
+
+
+def _bar(info: dict[str, Any]) -> str:
+    done = round(BAR_WIDTH * int(info["Progress"]) / 100)
+    return f"[{'#' * done}{'.' * (BAR_WIDTH - done)}] {_progress_text(info)}"
+
+
 def _wait(services: Services, owner: User, task_id: str) -> None:
-    shown = ""
+    """Follow the task as GetTaskByTaskID shows it until it ends: on a terminal a bar
+    redrawn in place, otherwise one line each time the state or progress changes."""
+    terminal = sys.stderr.isatty()
+    shown, width = "", 0
     while True:
-        record = _answer(lambda: find_task(services, owner, {"TaskID": task_id}))
-        line = f"{record.status.value:<4} {record.progress:>3}%"
-        if line != shown and sys.stderr.isatty():
-            click.echo(f"\r{line}", nl=False, err=True)
-        shown = line
-        if record.status in (TaskStatus.SUCC, TaskStatus.FAIL):
+        info = _answer(lambda: get_task_by_task_id(services, owner, {"TaskID": task_id}))[
+            "TaskInfo"
+        ]
+        text = _progress_text(info)
+        if text != shown:
+            if terminal:
+                line = _bar(info)
+                click.echo(f"\r{line:<{width}}", nl=False, err=True)
+                width = max(width, len(line))
+            else:
+                click.echo(text, err=True)
+            shown = text
+        if info["TaskStatus"] in (TaskStatus.SUCC.value, TaskStatus.FAIL.value):
             break
-        time.sleep(0.2)
-    if sys.stderr.isatty():
+        time.sleep(WAIT_POLL)
+    if terminal:
         click.echo("", err=True)
-    if record.status is TaskStatus.FAIL:
-        raise click.ClickException(f"task failed: {record.error_code} {record.error_msg}")
+    if info["TaskStatus"] == TaskStatus.FAIL.value:
+        raise click.ClickException(f"task failed: {info['ErrorCode']} {info['ErrorMsg']}")
+    record = _answer(lambda: find_task(services, owner, {"TaskID": task_id}))
     click.echo(f"succ {json.dumps(record.result, ensure_ascii=False)}")
 
 
@@ -122,8 +187,12 @@ def _wait(services: Services, owner: User, task_id: str) -> None:
 @click.argument("task_id")
 @_USER
 def task_show(task_id: str, user: str) -> None:
-    """Print a task as GetTaskByTaskID returns it."""
-    _echo_json(_call(user, get_task_by_task_id, {"TaskID": task_id})["TaskInfo"])
+    """Print a task as GetTaskByTaskID returns it, plus ``Log``: the end of the failing
+    program's error output ("" unless a run failed; for the operator, never in the API)."""
+    with _session(user) as (services, owner):
+        info = _answer(lambda: get_task_by_task_id(services, owner, {"TaskID": task_id}))
+        run = services.runs.get(task_id)
+    _echo_json({**info["TaskInfo"], "Log": run.log if run is not None else ""})
 
 
 @task.command("list")

@@ -30,6 +30,7 @@ from openkvs.store.secrets import Sealer, SecretsError, load_key
 from openkvs.store.tasks import TaskStore
 from openkvs.store.users import UserStore, sealed_secrets_exist
 from openkvs.worker.pool import PoolSettings, WorkerPool
+from openkvs.worker.progress_callbacks import ProgressCallbacks
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class Runtime:
     engine: Engine
     pool: WorkerPool | None
     notifier: Notifier
+    progress: ProgressCallbacks | None = None  # the pool's progress callbacks
 
     def start(self) -> None:
         self.notifier.start()
@@ -132,6 +134,8 @@ class Runtime:
     def stop(self) -> None:
         if self.pool is not None:
             self.pool.stop()
+        if self.progress is not None:
+            self.progress.close()
         self.notifier.stop()
         self.services.counter.close()
         self.engine.dispose()
@@ -154,6 +158,7 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
         poll_seconds=settings.poll_seconds,
     )
     pool = None
+    progress = None
     if with_workers:
         # The engine (NumPy, ffmpeg) is loaded only by processes that run tasks.
         from openkvs.engine.sandbox import sweep_stale_folders
@@ -163,6 +168,17 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
 
         sweep_stale_folders()  # left behind by a predecessor killed with kill -9
         sweep_scratch(settings.scratch_dir)
+        policy = AddressPolicy(settings.callback_allow)
+        progress = ProgressCallbacks(
+            HttpSender(
+                policy,
+                timeout=settings.callback_timeout,
+                max_connections=settings.callback_concurrency,
+            ),
+            policy=policy,
+            timeout=settings.callback_timeout,
+            secrets=services.users.webhook_secret,
+        )
         executors: dict[str, Executor] = {
             kind.name: kind.executor_class()(settings, services.storage)
             for kind in kinds.with_executors()
@@ -179,6 +195,7 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
             on_finished=notifier.wake,
             jobs=JobMaker(services.storage, settings.scratch_dir, settings.task_timeout),
             runs=services.runs,
+            sinks=progress.sink,
             blocked=lambda stored, running: blocked(
                 stored, running, time.time(), settings.pipeline_quota
             ),
@@ -189,4 +206,6 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
             task_cancelled=pool.cancel,
             executable_types=frozenset(executors),
         )
-    return Runtime(services=services, engine=engine, pool=pool, notifier=notifier)
+    return Runtime(
+        services=services, engine=engine, pool=pool, notifier=notifier, progress=progress
+    )

@@ -69,3 +69,32 @@ def test_avinfo_body_names_no_bucket() -> None:
         "bucket": "",
         "items": [{"dstpath": "", "metainfo": "{}"}],
     }
+
+
+def test_images_are_counted_and_progress_fields_only_when_asked() -> None:
+    items = [{"dstpath": f"shots/{n}.jpg"} for n in range(3)]
+    body = completion_body(
+        task_id="t", task_type="avsample", bucket="out", error_code=0, items=items
+    )
+    assert body["Details"] == {
+        "errnum": 0,
+        "errmsg": "success",
+        "bucket": "out",
+        "snapshotNum": 3,
+        "items": items,
+    }
+    asked = completion_body(
+        task_id="t",
+        task_type="avtrans",
+        bucket="out",
+        error_code=0,
+        items=[{"dstpath": "a.mp4"}],
+        with_progress=True,
+    )
+    assert list(asked["Details"]) == ["errnum", "errmsg", "bucket", "status", "progress", "items"]
+    assert (asked["Details"]["status"], asked["Details"]["progress"]) == ("", 0)
+    failed = completion_body(
+        task_id="t", task_type="avsnapshot", bucket="out", error_code=2337, items=None
+    )
+    assert "snapshotNum" not in failed["Details"]
+    assert failed["Details"]["errmsg"] == "snapshot seek time maybe out of video duration"

@@ -33,7 +33,9 @@ codec) is in :data:`EXACT_SEEK`; everything else is decoded by one ffmpeg.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -50,6 +52,7 @@ PREROLL = 8192  # samples decoded and dropped before every parallel range but th
 MIN_PARALLEL_SECONDS = 60.0
 RANGE_SLACK = 0.05  # seconds asked beyond a range's end (dropped) so it never ends short
 BLOCK_SLOTS = 1 << 21  # min/max blocks kept: 8 MiB, exact for up to 2**20 samples (23 s)
+BEFORE_END = 99.0  # the highest progress reported while decoding: 100 means "decoded"
 
 #: (container as ffprobe names it, codecs) whose input seeking is sample-exact (see above).
 EXACT_SEEK: dict[str, frozenset[str]] = {
@@ -151,11 +154,13 @@ class DecodeRange:
     def __post_init__(self) -> None:
         self.position = self.first - self.preroll
 
-    def deliver(self, samples: Int16Array, peaks: BlockPeaks) -> None:
+    def deliver(self, samples: Int16Array, peaks: BlockPeaks) -> int:
+        """Feed the samples of this range (preroll and overrun dropped); how many were fed."""
         at, self.position = self.position, self.position + len(samples)
         lo = max(0, self.first - at)
         hi = len(samples) if self.end is None else max(lo, min(len(samples), self.end - at))
         peaks.feed(samples[lo:hi], at + lo)
+        return hi - lo
 
 
 def split_ranges(n: int, ranges: int, preroll: int = PREROLL) -> list[DecodeRange]:
@@ -230,8 +235,18 @@ def extract_wave(
     parallel: int = 1,
     cancel: threading.Event | None = None,
     timeout: float | None = None,
+    progress: Callable[[float], None] | None = None,
+    on_command: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The waveform document of ``source`` (a local path or a URL ffmpeg reads).
+
+    ``progress(percent)`` is called, in the decoding thread, each time the share of the
+    expected samples decoded so far (summed over the parallel ranges) passes another whole
+    percent, at most 99 while decoding, then once with 100 when decoding has ended. When
+    the number of samples is unknown (no duration), only the 100 is reported.
+    ``on_command(text)`` is given the decoders' command lines before they start
+    (shell-quoted, joined with `` && `` although they run at once; with ``source`` where
+    they open the sandbox's link to it).
 
     Layout "points" is spec §7.3; layout "peaks" is BBC audiowaveform's JSON (version 2, one
     channel, 16 bits), which peaks.js and waveform-data.js draw as is. Errors: no audio stream
@@ -261,9 +276,17 @@ def extract_wave(
     plan[-1].end = wanted
     slack = round(RANGE_SLACK * sr)
     peaks = BlockPeaks(expected)
+    decoded = 0
+    shown = 0
 
     def consume(index: int, data: memoryview) -> None:
-        plan[index].deliver(np.frombuffer(data, dtype=np.int16), peaks)
+        nonlocal decoded, shown
+        decoded += plan[index].deliver(np.frombuffer(data, dtype=np.int16), peaks)
+        if progress is not None and expected:
+            percent = min(BEFORE_END, 100.0 * decoded / expected)
+            if int(percent) > shown:
+                shown = int(percent)
+                progress(percent)
 
     # Decoders get the probe's whitelists too: the object may have changed since the probe.
     with sandbox.source_input(source) as opened:
@@ -271,10 +294,15 @@ def extract_wave(
         for r in plan:
             length = None if r.end is None else r.end - r.first + r.preroll + slack
             commands.append(_command(opened, info, begin + r.first - r.preroll, length))
+        if on_command is not None:  # naming the source itself, not the sandbox's link to it
+            readable = ([source if word == opened.url else word for word in c] for c in commands)
+            on_command(" && ".join(shlex.join(command) for command in readable))
         try:
             ffmpeg.stream(commands, consume, frame_bytes=2, cancel=cancel, timeout=timeout)
         except TaskError as exc:
             raise opened.explain(exc) from exc
+    if progress is not None:
+        progress(100.0)
 
     n = peaks.extent
     if n == 0:

@@ -16,8 +16,14 @@ def completion_body(
     bucket: str,
     error_code: int,
     items: list[dict[str, Any]] | None,
+    with_progress: bool = False,
 ) -> dict[str, Any]:
     """The completion callback of an ordinary task (§5.4 b, d, e).
+
+    ``with_progress`` (the task asked for progress callbacks): ``Details`` also carries
+    ``status`` ``""`` and ``progress`` 0, as the service's own completion callbacks do for
+    such tasks (spec §5.2; the seed: these fields are only present when progress callbacks
+    were set).
 
     Success: ``Status`` 3, ``errnum`` 0, ``errmsg`` "success" and the output ``items``.
     Failure: ``Status`` 4, the §6.2 code and its verbatim message, ``items`` empty.
@@ -36,6 +42,9 @@ def completion_body(
     }
     if ok and kind is not None and kind.counts_images:
         details["snapshotNum"] = len(items or [])
+    if with_progress:
+        details["status"] = ""
+        details["progress"] = 0
     details["items"] = list(items or []) if ok else []
     return {
         "TaskID": task_id,

@@ -55,6 +55,10 @@ def read_submission(services: Services, user: User, params: p.Params) -> Submiss
     return Submission(acl, cb_url, cb_method, ext_raw, ext, pipeline, p.flag(params, "IsTop"))
 
 
+#: The longest ExtParam ``Callback.progress_interval`` accepted (seconds).
+MAX_PROGRESS_INTERVAL = 3600
+
+
 def _progress_url(ext: dict[str, Any], policy: AddressPolicy) -> None:
     """ExtParam ``Callback.progress_cburl`` (progress callbacks) obeys the CbUrl rules."""
     settings = ext.get("Callback")
@@ -62,6 +66,18 @@ def _progress_url(ext: dict[str, Any], policy: AddressPolicy) -> None:
         return
     if not isinstance(settings, dict):
         raise ApiError(1018, "ExtParam.Callback must be an object")
+    interval = settings.get("progress_interval")
+    if interval is not None and interval != "":
+        try:
+            seconds = p.to_int("ExtParam.Callback.progress_interval", interval)
+        except ApiError:
+            seconds = 0
+        if not 1 <= seconds <= MAX_PROGRESS_INTERVAL:
+            raise ApiError(
+                1018,
+                "ExtParam.Callback.progress_interval must be whole seconds from 1 to "
+                f"{MAX_PROGRESS_INTERVAL}, got {interval!r}",
+            )
     url = settings.get("progress_cburl")
     if url is None or url == "":
         return

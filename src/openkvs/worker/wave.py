@@ -34,6 +34,8 @@ class WaveExecutor:
             parallel=self._parallel,
             cancel=job.cancel,
             timeout=job.remaining(),
+            progress=lambda percent: job.report(Phase.TRANSCODING, percent),
+            on_command=job.record_command,
         )
         job.report(Phase.TRANSCODING, 100)
         job.report(Phase.UPLOADING, 0)
