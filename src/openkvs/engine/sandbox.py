@@ -57,6 +57,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from openkvs.errors import TaskError
+from openkvs.orphans import remove_orphans
 
 #: Link folders are ``openkvs-source-<pid>-<random>`` in the temporary folder.
 FOLDER_PREFIX = "openkvs-source-"
@@ -269,24 +270,7 @@ def sweep_stale_folders(parent: str | None = None) -> int:
     """Remove the link folders of processes that no longer exist (a worker killed with
     ``kill -9`` leaves its folder behind); returns how many were removed. A folder whose
     pid is alive (or was reused) is left alone: it is tiny and holds only a link."""
-    parent = parent or tempfile.gettempdir()
-    removed = 0
-    try:
-        names = os.listdir(parent)
-    except OSError:
-        return 0
-    for name in names:
-        found = _FOLDER.fullmatch(name)
-        if not found:
-            continue
-        try:
-            os.kill(int(found.group(1)), 0)
-        except ProcessLookupError:
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-            removed += 1
-        except (PermissionError, OverflowError):
-            continue
-    return removed
+    return remove_orphans(parent or tempfile.gettempdir(), _FOLDER)
 
 
 def image2_allowed(path: str) -> bool:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from openkvs.errors import TaskError
 from openkvs.kinds import Kind
 from openkvs.model import TaskRecord
+from openkvs.orphans import remove_orphans
 from openkvs.presets.codec import load
 from openkvs.storage.base import ObjectStorage, StorageError
 from openkvs.store.permissions import private_dir
@@ -209,20 +210,4 @@ def load_spec(task: TaskRecord, kind: Kind) -> Any:
 
 def sweep_scratch(scratch_dir: Path) -> int:
     """Remove the scratch folders of processes that no longer exist; how many were removed."""
-    removed = 0
-    try:
-        names = os.listdir(scratch_dir)
-    except OSError:
-        return 0
-    for name in names:
-        found = _SCRATCH.fullmatch(name)
-        if not found:
-            continue
-        try:
-            os.kill(int(found.group(1)), 0)
-        except ProcessLookupError:
-            shutil.rmtree(scratch_dir / name, ignore_errors=True)
-            removed += 1
-        except (PermissionError, OverflowError):
-            continue
-    return removed
+    return remove_orphans(scratch_dir, _SCRATCH)
