@@ -21,6 +21,9 @@ def ready(kvs: Deployment, tmp_path_factory: pytest.TempPathFactory) -> str:
     logo = {"LOGOS": [[{"url": "/media/in/logo.png"}]]}
     assert c.preset(Preset="ct_logo", PresetType="avlogo", Param=logo)["ErrNum"] in (0, 1201)
     assert c.preset(Preset="ct_wave", PresetType="audiowave", Param={})["ErrNum"] in (0, 1201)
+    # HE-AAC is valid KVS (stored); Debian's ffmpeg has no libfdk_aac to run it.
+    he_aac = {"f": "mp4", "AUDIO": {"profile": "aac_he"}}
+    assert c.preset(Preset="ct_he", PresetType="avtrans", Param=he_aac)["ErrNum"] in (0, 1201)
     local = make_audio(tmp_path_factory.mktemp("ct"), "s", fmt="mp3", seconds=1)
     return kvs.upload(local, "in/ct.mp3")
 
@@ -43,6 +46,7 @@ CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("audiowave preset", {"Preset": "ct_wave"}, 1015, "CreateWaveTask"),
     ("no executor yet", {"Preset": "ct_logo"}, 1015, "cannot run"),
     ("chain", {"Preset": "ct_hd|ct_info"}, 1015, "chain"),
+    ("HE-AAC without libfdk_aac", {"Preset": "ct_he"}, 1018, "Param.AUDIO.profile aac_he"),
     ("no SrcInfo", {"SrcInfo": None}, 1016, "SrcInfo"),
     ("SrcInfo not a list", {"SrcInfo": "x"}, 1016, "SrcInfo"),
     ("too many sources", {"SrcInfo": [{"path": "/media/in/ct.mp3"}] * 21}, 1017, "20"),

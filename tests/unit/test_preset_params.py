@@ -276,7 +276,7 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
         audio(acodec="flac"),
         "Param.AUDIO.acodec flac cannot go in f=mp4 (it holds aac, mp3, opus or copy)",
     ),
-    ("avtrans", audio(profile="aac_he_v2"), "Param.AUDIO.profile aac_he_v2 needs the libfdk_aac"),
+    ("avtrans", audio(profile="aac_he_v2", channels=1), "Param.AUDIO.channels must be 2 for"),
     ("avtrans", audio(ab="8k"), "Param.AUDIO.ab must be between 20000 and 320000 bits/s, got '8k'"),
     ("avtrans", audio(ab="1m"), "Param.AUDIO.ab must be between 20000 and 320000 bits/s"),
     ("avtrans", audio(ar=4000), "Param.AUDIO.ar must be between 8000 and 96000, got 4000"),

@@ -17,8 +17,8 @@ from openkvs.engine.transcode import (
     plan_transcode,
 )
 from openkvs.errors import TaskError
-from openkvs.presets.avtrans import AvtransOptions, parse, task_options
-from openkvs.presets.codec import load
+from openkvs.presets.avtrans import AvtransOptions, parse
+from openkvs.presets.avtrans_ext import read_options
 
 #: A 10-second 1280x720 25 fps H.264 + stereo 44.1 kHz AAC source.
 FACTS = SourceFacts(
@@ -50,7 +50,8 @@ def plan(
     capabilities: Capabilities = BASELINE,
 ) -> TranscodePlan:
     spec = parse(param, capabilities)
-    options = load(AvtransOptions, task_options(spec, ext or {}, [{"path": "/b/k", "index": 0}]))
+    # read_options is task_options without the check of this machine's ffmpeg: pure.
+    options = read_options(spec, ext or {}, [{"path": "/b/k", "index": 0}])
     return plan_transcode(
         spec, options, facts, input_args=INPUT, scratch="/scratch", threads=threads
     )

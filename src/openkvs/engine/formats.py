@@ -146,6 +146,10 @@ class Capabilities:
 
 
 BASELINE = Capabilities(frozenset({*VIDEO_ENCODERS.values(), *AUDIO_ENCODERS.values()}))
+#: Everything the KVS API lets a preset ask for: what presets are judged against (a preset
+#: is valid KVS whatever this openkvs's ffmpeg has); a task is then checked against the
+#: ffmpeg that will run it (``engine.capabilities.installed``).
+EVERYTHING = Capabilities(BASELINE.encoders | {FDK_AAC})
 
 
 def extension_of(f: str) -> str:

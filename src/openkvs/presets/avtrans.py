@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from openkvs.engine.formats import BASELINE, CONTAINERS, Capabilities, Container
+from openkvs.engine.capabilities import installed
+from openkvs.engine.formats import CONTAINERS, EVERYTHING, Capabilities, Container
 from openkvs.errors import invalid
-from openkvs.presets.avtrans_audio import AudioSpec, parse_audio
+from openkvs.presets.avtrans_audio import AudioSpec, parse_audio, require_capabilities
 from openkvs.presets.avtrans_ext import AvtransOptions, read_options
 from openkvs.presets.avtrans_video import VideoSpec, parse_video
 from openkvs.presets.codec import dump
@@ -93,10 +94,12 @@ class AvtransSpec:
         return CONTAINERS[self.f]
 
 
-def parse(param: Mapping[str, Any], capabilities: Capabilities = BASELINE) -> AvtransSpec:
+def parse(param: Mapping[str, Any], capabilities: Capabilities = EVERYTHING) -> AvtransSpec:
     """The spec of an ``avtrans`` ``Param``; ``ApiError(1001)`` naming the key when a value
-    or a combination is wrong. ``capabilities`` is what the ffmpeg that runs tasks can do
-    (HE-AAC, the SoX resampler); the default is the documented baseline."""
+    or a combination is wrong. ``capabilities`` is what the values are judged against (HE-AAC,
+    the SoX resampler); by default everything the KVS API allows, since a preset is valid
+    whatever this openkvs's ffmpeg has: :func:`task_options` checks a task against the
+    ffmpeg that runs it."""
     rules.check_avtrans(param)
     f = str(param["f"])
     container = CONTAINERS[f]
@@ -140,8 +143,12 @@ def task_options(
     spec: AvtransSpec, ext: Mapping[str, Any], sources: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """ExtParam of an avtrans task as stored ``options`` (see ``presets/avtrans_ext.py``):
-    ``ApiError(1015)`` for what cannot run yet, ``1018`` for a wrong ExtParam value."""
-    return dump(read_options(spec, ext, sources))
+    ``ApiError(1015)`` for what cannot run yet, ``1018`` for a wrong ExtParam value, and
+    ``1018`` for a preset that asks what this openkvs's ffmpeg cannot do (HE-AAC without
+    ``libfdk_aac``, the SoX resampler without libsoxr)."""
+    options = read_options(spec, ext, sources)
+    require_capabilities(spec.audio, installed())
+    return dump(options)
 
 
 def _section(param: Mapping[str, Any], name: str) -> tuple[str, Mapping[str, Any]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openkvs.engine.formats import MAX_CHANNELS, SAMPLE_RATES, Capabilities, Container
-from openkvs.errors import invalid
+from openkvs.errors import ApiError, invalid
 from openkvs.service.param_values import parse_bitrate
 from openkvs.service.params import given, to_int
 
@@ -79,13 +79,27 @@ def _check(path: str, spec: AudioSpec, f: str, capabilities: Capabilities) -> No
         raise invalid(f"{path}.channels", f"must be at most {most} for {spec.codec}")
     if spec.profile and spec.codec != "aac":
         raise invalid(f"{path}.profile", f"applies only to acodec=aac, not {spec.codec}")
+    if spec.profile == "aac_he_v2" and spec.channels not in (0, 2):
+        raise invalid(f"{path}.channels", "must be 2 for aac_he_v2 (parametric stereo)")
+    if missing := _missing(spec, capabilities):
+        raise invalid(f"{path}.{missing[0]}", missing[1])
+
+
+def _missing(spec: AudioSpec, capabilities: Capabilities) -> tuple[str, str] | None:
+    """(key, reason) when ``spec`` asks what ``capabilities`` lack, else None."""
     if spec.profile in ("aac_he", "aac_he_v2") and not capabilities.he_aac:
-        raise invalid(
-            f"{path}.profile",
+        return (
+            "profile",
             f"{spec.profile} needs the libfdk_aac encoder, which this openkvs's ffmpeg does not "
             "have (FFmpeg's own aac encoder makes AAC-LC only): use aac_low",
         )
-    if spec.profile == "aac_he_v2" and spec.channels not in (0, 2):
-        raise invalid(f"{path}.channels", "must be 2 for aac_he_v2 (parametric stereo)")
     if spec.resampler and spec.resampler not in capabilities.resamplers:
-        raise invalid(f"{path}.resampler", f"{spec.resampler} is not in this openkvs's ffmpeg")
+        return "resampler", f"{spec.resampler} is not in this openkvs's ffmpeg"
+    return None
+
+
+def require_capabilities(spec: AudioSpec, capabilities: Capabilities) -> None:
+    """A task's preset asks only what the ffmpeg that runs it can do: else ``1018`` naming
+    the key (the preset itself is valid KVS, so it was stored)."""
+    if missing := _missing(spec, capabilities):
+        raise ApiError(1018, f"Param.AUDIO.{missing[0]} {missing[1]}")
