@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: ``secrets(user_id)``: the user's ``whsec_...`` signing secret.
 Secrets = Callable[[int], str]
+#: A callback's secret as its attempt gets it: looked up, failed to, or not yet (None).
+_Secret = str | Exception | None
 
 
 class Notifier:
@@ -131,7 +133,7 @@ class Notifier:
 
     async def _one_pass(self) -> int:
         self._attach()
-        started = await self._fill()
+        started, _due = await self._fill()
         if self._running:
             await asyncio.wait(list(self._running.values()))
         return started
@@ -142,8 +144,7 @@ class Notifier:
         while not self._stop.is_set():
             due: float | None = None
             try:
-                await self._fill()
-                due = await asyncio.to_thread(self._outbox.next_due_at)
+                _started, due = await self._fill()
             except Exception:
                 log.exception("notifier_error")
             now = self._clock()
@@ -168,11 +169,14 @@ class Notifier:
         if pending:
             await asyncio.wait(pending)
 
-    async def _fill(self) -> int:
-        """Take as many due callbacks as the bounds leave room for and start them."""
+    async def _fill(self) -> tuple[int, float | None]:
+        """Take as many due callbacks as the bounds leave room for and start them; returns
+        how many, and when the earliest pending callback is due (looked up in the same
+        store thread, before the attempts start, so that it does not share the interpreter
+        with them)."""
         free = self._in_flight - len(self._running)
         if free <= 0:
-            return 0
+            return 0, await asyncio.to_thread(self._outbox.next_due_at)
         busy = Counter(self._hosts)  # a copy: admit() runs in a store thread
 
         def admit(url: str) -> bool:
@@ -182,18 +186,44 @@ class Notifier:
             busy[key] += 1
             return True
 
-        due = await asyncio.to_thread(
-            self._outbox.take_due, self._clock(), self._lease, free, admit
-        )
-        for callback in due:
+        due, next_due = await asyncio.to_thread(self._take_due, free, admit)
+        for callback, secret in due:
             if callback.id not in self._running:
-                self._start(callback)
-        return len(due)
+                self._start(callback, secret)
+        return len(due), next_due
 
-    def _start(self, callback: Callback) -> None:
+    def _take_due(
+        self, limit: int, admit: Callable[[str], bool]
+    ) -> tuple[list[tuple[Callback, _Secret]], float | None]:
+        """The due callbacks, each with its user's signing secret (or the error looking it
+        up raised, which fails that attempt alone), and when the earliest pending one is
+        due, in one hand-over to a store thread: a callback is on its way as soon as the
+        outbox gives it (a task just finished)."""
+        due = self._outbox.take_due(self._clock(), self._lease, limit, admit)
+        found: dict[int | None, _Secret] = {}
+        for callback in due:
+            if callback.user_id not in found:
+                found[callback.user_id] = self._secret(callback.user_id)
+        taken = [(callback, found[callback.user_id]) for callback in due]
+        try:
+            next_due = self._outbox.next_due_at()
+        except Exception:  # the callbacks taken still go; the loop polls instead
+            log.exception("notifier_error")
+            next_due = None
+        return taken, next_due
+
+    def _secret(self, user_id: int | None) -> _Secret:
+        if user_id is None:
+            return None
+        try:
+            return self._secrets(user_id)
+        except Exception as exc:  # isolation: the attempts of this user's callbacks fail
+            return exc
+
+    def _start(self, callback: Callback, secret: _Secret = None) -> None:
         key = host_key(callback.url)
         self._hosts[key] += 1
-        task = asyncio.create_task(self._attempt(callback), name=f"callback-{callback.id}")
+        task = asyncio.create_task(self._attempt(callback, secret), name=f"callback-{callback.id}")
         self._running[callback.id] = task
 
         def finished(_task: asyncio.Task[None]) -> None:
@@ -208,23 +238,26 @@ class Notifier:
 
     # ---------------------------------------------------------------------- one attempt
 
-    async def _send(self, callback: Callback) -> SendResult:
+    async def _send(self, callback: Callback, secret: _Secret) -> SendResult:
         if callback.user_id is None:
             return SendResult(None, "the callback's task is gone: no user to sign for")
+        if isinstance(secret, Exception):
+            raise secret
+        if secret is None:
+            secret = await asyncio.to_thread(self._secrets, callback.user_id)
         body = callback.body.encode("utf-8")
-        secret = await asyncio.to_thread(self._secrets, callback.user_id)
         headers = signed_headers(
             secret, message_id(callback.task_id, callback.id), int(self._clock()), body
         )
         return await self._sender.send(callback.url, body, headers)
 
-    async def _attempt(self, callback: Callback) -> None:
+    async def _attempt(self, callback: Callback, secret: _Secret = None) -> None:
         number = callback.attempts + 1
         started = self._clock()
         clock = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout):
-                result = await self._send(callback)
+                result = await self._send(callback, secret)
         except TimeoutError:
             result = SendResult(None, f"no complete answer within {self._timeout:g} s")
         except Exception as exc:  # isolation: one callback's failure is its own

@@ -35,10 +35,66 @@ from openkvs.store.tasks import Blocker, TaskStore
 from openkvs.worker.executor import Executor
 from openkvs.worker.job import JobMaker, Phase, ProgressSink
 from openkvs.worker.owner import ProcessIdentity, owner_gone
+from openkvs.worker.progress_callbacks import progress_target
 
 log = logging.getLogger(__name__)
 
 EMPTY_CLAIM_BACKOFF = 10  # an empty claim is followed by 9 times its length without one
+
+
+#: How long a claim that nothing announced waits, so that it does not share the interpreter
+#: and the database's write lock with the work just begun: another worker's look after a
+#: task was claimed (the task is starting), a worker's next look after its task ended (the
+#: callback is being taken from the outbox). See ``_Wakeup`` and ``WorkerPool._work``.
+SPARE_CLAIM_DELAY = 0.005
+
+
+class _Wakeup:
+    """Wake-ups of idle workers: one worker per :meth:`set`, at once or ``after`` seconds.
+
+    Waking every idle worker for one queued task made them all claim at once: one gets the
+    task, the others wait for the database's write lock and share the interpreter lock with
+    the winner while it starts the task they were woken for. A worker that got a task wakes
+    one more (there may be more tasks), :data:`SPARE_CLAIM_DELAY` later, when its task has
+    started; a burst thus still reaches every idle worker, one claim after another.
+    Wake-ups asked for while no worker is idle are kept (as many as there are workers), as
+    a set ``Event`` was.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._later: float | None = None  # time.monotonic() of a wake-up asked for later
+        self._limit = max(1, workers)
+
+    def set(self, *, everyone: bool = False, after: float = 0.0) -> None:
+        with self._cond:
+            if everyone:
+                self._pending = self._limit
+                self._cond.notify_all()
+                return
+            if after > 0:
+                at = time.monotonic() + after
+                self._later = at if self._later is None else min(self._later, at)
+            else:
+                self._pending = min(self._pending + 1, self._limit)
+            self._cond.notify()
+
+    def wait(self, timeout: float) -> None:
+        """Until a wake-up is due (taking it) or ``timeout`` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._pending:
+                    self._pending -= 1
+                    return
+                if self._later is not None and self._later <= now:
+                    self._later = None
+                    return
+                if now >= deadline:
+                    return
+                self._cond.wait(min(deadline, self._later or deadline) - now)
 
 
 @dataclass
@@ -88,7 +144,7 @@ class WorkerPool:
         self._settings = settings
         self._on_finished = on_finished or (lambda: None)
         self._blocked = blocked
-        self._wake = threading.Event()
+        self._wake = _Wakeup(settings.workers)
         self._stop = threading.Event()
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
@@ -114,14 +170,14 @@ class WorkerPool:
         self._threads.append(thread)
 
     def wake(self) -> None:
-        """A task was queued: idle workers look now instead of at their next poll."""
+        """A task was queued: an idle worker looks now instead of at its next poll."""
         self._wake.set()
 
     def stop(self) -> None:
         """Claim nothing more; let running tasks finish for ``grace`` seconds, then
         release them back to the queue."""
         self._stop.set()
-        self._wake.set()
+        self._wake.set(everyone=True)
         deadline = time.time() + self._settings.grace_seconds
         while self.running() and time.time() < deadline:
             time.sleep(0.05)
@@ -159,7 +215,6 @@ class WorkerPool:
             if task is None:
                 spent = time.monotonic() - started
                 self._wake.wait(self._settings.poll_seconds)
-                self._wake.clear()
                 # A claim holds the database's write lock while it reads the queue, longer
                 # as more tasks wait in pipelines that cannot start now. While new tasks keep
                 # waking this worker, leave the lock free EMPTY_CLAIM_BACKOFF times as long
@@ -167,8 +222,11 @@ class WorkerPool:
                 # quick), instead of claiming once per new task.
                 self._stop.wait(started + spent * EMPTY_CLAIM_BACKOFF - time.monotonic())
                 continue
-            self._wake.set()  # there may be more: let another idle worker look too
+            self._wake.set(after=SPARE_CLAIM_DELAY)  # there may be more: another worker looks
             self._execute(_Job(task, owner))
+            # Look again at once if a task was announced meanwhile, else a little later: the
+            # notifier is taking this task's callback now.
+            self._wake.wait(SPARE_CLAIM_DELAY)
 
     def _execute(self, job: _Job) -> None:
         task = job.task
@@ -230,6 +288,7 @@ class WorkerPool:
             bucket=task.request.get("DstBucket", ""),
             error_code=code,
             items=items,
+            with_progress=progress_target(task) is not None,
         )
         status = TaskStatus.SUCC if code == 0 else TaskStatus.FAIL
         done = self._tasks.finish(
