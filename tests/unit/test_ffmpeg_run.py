@@ -40,3 +40,15 @@ def test_the_deadline_still_holds_while_output_is_read() -> None:
     with pytest.raises(TaskError) as info:
         ffmpeg.run(_python(slow), timeout=0.5, timeout_code=3187, max_output=1 << 20)
     assert info.value.code == 3187
+
+
+def test_wait_exit_reaps_a_child_that_exits_and_waits_out_one_that_does_not() -> None:
+    quick = ffmpeg._popen(_python("import sys; sys.exit(3)"))
+    slow = ffmpeg._popen(_python("import time; time.sleep(30)"))
+    try:
+        assert ffmpeg.wait_exit(quick, 30) and quick.returncode == 3
+        assert not ffmpeg.wait_exit(slow, 0.1) and slow.returncode is None
+    finally:
+        for proc in (quick, slow):
+            ffmpeg._kill(proc)
+            proc.communicate()

@@ -198,11 +198,8 @@ def _supervise(
             stop = _over_limits(proc.pid, folder, limits)
             if stop is not None:
                 return stop
-        if not watch.open:  # both pipes at EOF: ffmpeg is exiting
-            try:
-                proc.wait(timeout=POLL_INTERVAL)
-            except subprocess.TimeoutExpired:
-                continue
+        # Both pipes at EOF: ffmpeg is exiting.
+        if not watch.open and ffmpeg.wait_exit(proc, POLL_INTERVAL):
             return None
 
 

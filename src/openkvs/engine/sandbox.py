@@ -263,6 +263,17 @@ def source_input(source: str, formats: tuple[str, ...] = SOURCE_FORMATS) -> Iter
         allowed = (*formats, "image2") if image2_allowed(link) else tuple(formats)
         yield SourceInput(source, link, ("file",), allowed)
     finally:
+        _remove_folder(folder)
+
+
+def _remove_folder(folder: str) -> None:
+    """Remove a link folder: its one link, then itself (cheaper than ``rmtree``, which
+    stays the fallback for anything else found in it)."""
+    try:
+        for name in os.listdir(folder):
+            os.unlink(os.path.join(folder, name))
+        os.rmdir(folder)
+    except OSError:
         shutil.rmtree(folder, ignore_errors=True)
 
 

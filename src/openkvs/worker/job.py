@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from openkvs.errors import TaskError
-from openkvs.kinds import Kind
+from openkvs.kinds import Kind, Output
 from openkvs.model import TaskRecord
 from openkvs.orphans import remove_orphans
 from openkvs.presets.codec import load
@@ -95,7 +95,7 @@ class Job:
     sources: tuple[Source, ...]
     destination: Destination
     storage: ObjectStorage
-    scratch: Path
+    scratch: Path  # a private, empty folder (kinds that write nothing get only its name)
     deadline: float  # time.monotonic() by which the media work must end (else 2038)
     cancel: threading.Event = field(default_factory=threading.Event)
     report: Reporter = _ignore_report
@@ -153,12 +153,14 @@ class JobMaker:
             acl=request.get("DstAcl", "") or "public-read",
         )
         scratch = self._scratch_dir / f"{os.getpid()}-{task.task_id}"
-        try:
-            private_dir(self._scratch_dir)
-            shutil.rmtree(scratch, ignore_errors=True)  # a previous attempt of this process
-            scratch.mkdir(mode=0o700)
-        except OSError as exc:
-            raise TaskError(2028, f"cannot make the scratch folder {scratch}: {exc}") from exc
+        # Kinds that write nothing (avinfo) get no folder: the name is all they are given.
+        if kind.output is not Output.NONE:
+            try:
+                private_dir(self._scratch_dir)
+                shutil.rmtree(scratch, ignore_errors=True)  # a previous attempt of this process
+                scratch.mkdir(mode=0o700)
+            except OSError as exc:
+                raise TaskError(2028, f"cannot make the scratch folder {scratch}: {exc}") from exc
         try:
             yield Job(
                 task=task,
@@ -174,7 +176,8 @@ class JobMaker:
                 record_command=record_command,
             )
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            if kind.output is not Output.NONE:
+                shutil.rmtree(scratch, ignore_errors=True)
 
     def _locate(self, item: dict[str, Any]) -> Source:
         bucket, key = item["bucket"], item["key"]
