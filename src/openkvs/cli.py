@@ -464,6 +464,8 @@ def doctor() -> None:
             continue
         out = subprocess.run([path, "-version"], capture_output=True, text=True, timeout=30)
         report(tool, out.returncode == 0, out.stdout.splitlines()[0] if out.stdout else path)
+    if shutil.which("ffmpeg"):
+        _doctor_encoders(report)
     from openkvs.engine.ffmpeg import parent_death_guard
 
     guard = parent_death_guard()
@@ -495,6 +497,31 @@ def doctor() -> None:
     else:
         report("storage", True, f"local, {buckets} (no bucket yet)")
     sys.exit(0 if ok else 1)
+
+
+def _doctor_encoders(report: Callable[[str, bool, str], None]) -> None:
+    """The encoders and resampler transcodes need (engine/formats.py's baseline), and
+    whether HE-AAC (libfdk_aac) is there."""
+    from openkvs.engine.capabilities import detect
+    from openkvs.engine.formats import BASELINE
+    from openkvs.errors import TaskError
+
+    try:
+        found = detect()
+    except TaskError as exc:
+        report("encoders", False, f"cannot list ffmpeg's encoders: {exc.detail}")
+        return
+    missing = sorted(BASELINE.encoders - found.encoders) + sorted(
+        BASELINE.resamplers - found.resamplers
+    )
+    he_aac = "HE-AAC available" if found.he_aac else "no libfdk_aac: HE-AAC tasks refused (1018)"
+    report(
+        "encoders",
+        not missing,
+        f"missing {', '.join(missing)}: tasks that need them fail"
+        if missing
+        else f"every encoder transcodes need; {he_aac}",
+    )
 
 
 def _doctor_key(settings: Settings, report: Callable[[str, bool, str], None]) -> None:

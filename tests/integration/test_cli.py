@@ -51,7 +51,7 @@ def test_buckets_and_cp(tmp_path: Path) -> None:
 def test_doctor_and_config(tmp_path: Path) -> None:
     doctor = cli(tmp_path, "doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    for name in ("ffmpeg", "ffprobe", "child guard", "database", "storage"):
+    for name in ("ffmpeg", "ffprobe", "encoders", "child guard", "database", "storage"):
         assert re.search(rf"\[\s*ok\] {name}:", doctor.stdout), doctor.stdout
     config = cli(tmp_path, "config").stdout
     assert "OPENKVS_DATA_DIR" in config and "OPENKVS_CALLBACK_BACKOFF" in config
