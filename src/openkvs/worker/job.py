@@ -205,9 +205,8 @@ def load_spec(task: TaskRecord, kind: Kind) -> Any:
     are in ``request["wave"]``)."""
     request = task.request
     stored = request.get("spec")
-    sample = kind.parse(request.get("preset", {}).get("param") or {}) if stored is None else None
-    if sample is not None:
-        return sample
+    if stored is None:
+        return kind.parse(request.get("preset", {}).get("param") or {})
     return load(kind.spec_class(), stored)
 
 
