@@ -258,9 +258,15 @@ def measure(
 # --- where the task's time goes ------------------------------------------------------------
 
 
-def server_events(log_path: Path) -> dict[str, dict[str, float]]:
-    """TaskID → {event: wall time} for task_claimed, task_finished, callback_delivered."""
-    wanted = {"task_claimed", "task_finished", "callback_delivered"}
+#: The server log events whose times give the avinfo task's stages.
+TASK_EVENTS = frozenset({"task_claimed", "task_finished", "callback_delivered"})
+
+
+def server_events(
+    log_path: Path, wanted: frozenset[str] = TASK_EVENTS
+) -> dict[str, dict[str, float]]:
+    """TaskID → {event: wall time} of the first of each ``wanted`` event in the server's
+    JSON log."""
     found: dict[str, dict[str, float]] = {}
     for line in log_path.read_text(errors="replace").splitlines():
         if not line.startswith("{"):

@@ -46,7 +46,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +53,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.avinfo import SignedClient, bench_cache  # noqa: E402
+from bench.avinfo import SignedClient, bench_cache, server_events  # noqa: E402
 from tests.support.kvs_client import close_kvs_client, make_kvs_client  # noqa: E402
 from tests.support.receiver import CallbackReceiver  # noqa: E402
 from tests.support.server import ServerProcess, cli, create_keys  # noqa: E402
 
 BUCKET = "bench"
+#: The server log events whose times give a transcode task's stages.
+TRANSCODE_EVENTS = frozenset({"task_claimed", "task_command", "task_finished"})
 
 
 @dataclass(frozen=True)
@@ -195,22 +196,6 @@ def run_task(
     return elapsed, (task_id, wall, wall + answered - started, wall + elapsed)
 
 
-def server_events(log_path: Path) -> dict[str, dict[str, float]]:
-    wanted = {"task_claimed", "task_command", "task_finished"}
-    found: dict[str, dict[str, float]] = {}
-    for line in log_path.read_text(errors="replace").splitlines():
-        if not line.startswith("{"):
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("event") in wanted and entry.get("task_id"):
-            when = datetime.fromisoformat(entry["time"]).timestamp()
-            found.setdefault(entry["task_id"], {}).setdefault(entry["event"], when)
-    return found
-
-
 def stages(timings: Timings, events: dict[str, dict[str, float]]) -> dict[str, float]:
     """Median milliseconds of each stage of the timed tasks."""
     out: dict[str, list[float]] = {
@@ -304,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 client.close()
                 close_kvs_client(sdk)
-            events = server_events(server.log_path)
+            events = server_events(server.log_path, TRANSCODE_EVENTS)
         shutil.rmtree(work, ignore_errors=True)
     load_after = os.getloadavg()
 

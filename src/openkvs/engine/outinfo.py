@@ -36,7 +36,7 @@ from collections import defaultdict
 from typing import Any
 
 from openkvs.engine import ffmpeg, sandbox
-from openkvs.engine.probe import probe
+from openkvs.engine.probe import positive_seconds, probe
 
 
 def _int(value: Any) -> int | None:
@@ -45,14 +45,6 @@ def _int(value: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return round(number) if math.isfinite(number) else None
-
-
-def _seconds(value: Any) -> float | None:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def format_name(names: str, extension: str) -> str:
@@ -88,7 +80,7 @@ def out_mediainfo(
     the bytes of its packets (:func:`packet_bytes`), used for streams whose bit rate the
     container does not record."""
     fmt = probe_json.get("format") or {}
-    duration = _seconds(fmt.get("duration"))
+    duration = positive_seconds(fmt.get("duration"))
     metadata: dict[str, str] = {}
     streams = []
     for stream in probe_json.get("streams") or []:
@@ -135,7 +127,7 @@ def stream_bit_rate(
     recorded = _int(stream.get("bit_rate"))
     if recorded is not None:
         return recorded
-    duration = _seconds(stream.get("duration")) or format_duration
+    duration = positive_seconds(stream.get("duration")) or format_duration
     if packet_size is None or not duration:
         return 0
     return round(packet_size * 8 / duration)

@@ -52,6 +52,21 @@ def probe(
     return data
 
 
+def first_video(probe_json: dict[str, Any]) -> dict[str, Any] | None:
+    """The first video stream of ffprobe's JSON; cover art (an ``attached_pic``) is not
+    video. None when there is none."""
+    return next(
+        (
+            s
+            for s in probe_json.get("streams") or []
+            if isinstance(s, dict)
+            and s.get("codec_type") == "video"
+            and not (s.get("disposition") or {}).get("attached_pic")
+        ),
+        None,
+    )
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What the engine needs to know about the audio stream it decodes."""
@@ -64,7 +79,8 @@ class AudioInfo:
     stream_index: int  # absolute index, for ``-map 0:<index>``
 
 
-def _seconds(value: Any) -> float | None:
+def positive_seconds(value: Any) -> float | None:
+    """A duration or time ffprobe printed, when it is a finite number above 0, else None."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -92,7 +108,9 @@ def audio_info(probe_json: dict[str, Any]) -> AudioInfo:
     sample_rate, channels = _int(audio.get("sample_rate")), _int(audio.get("channels"))
     if sample_rate <= 0 or channels <= 0:
         raise TaskError(2058, f"audio stream without sample rate or channels: {audio!r:.200}")
-    duration = _seconds(audio.get("duration")) or _seconds(fmt.get("duration")) or 0.0
+    duration = (
+        positive_seconds(audio.get("duration")) or positive_seconds(fmt.get("duration")) or 0.0
+    )
     return AudioInfo(
         sample_rate=sample_rate,
         channels=channels,

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from openkvs.engine import runner, sandbox
+from openkvs.engine.probe import first_video
 from openkvs.errors import TaskError
 from openkvs.presets.image import ImageSize
 from openkvs.storage.mime import content_type_for
@@ -111,16 +112,7 @@ def rotation_of(stream: dict[str, Any]) -> int:
 def video_facts(probe_json: dict[str, Any]) -> VideoFacts:
     """The :class:`VideoFacts` of the first video stream of an ffprobe result (cover art,
     an ``attached_pic``, is not video). No video stream → ``TaskError(3155)``."""
-    streams = [s for s in probe_json.get("streams") or [] if isinstance(s, dict)]
-    video = next(
-        (
-            s
-            for s in streams
-            if s.get("codec_type") == "video"
-            and not (s.get("disposition") or {}).get("attached_pic")
-        ),
-        None,
-    )
+    video = first_video(probe_json)
     if video is None:
         raise TaskError(3155, "the source has no video stream to take images from")
     width, height = int(_number(video.get("width")) or 0), int(_number(video.get("height")) or 0)

@@ -23,6 +23,7 @@ from openkvs.engine import ffmpeg
 from openkvs.engine.encoders import audio_args, audio_filters, capped_video, video_args
 from openkvs.engine.formats import PROBED_CODECS, Container
 from openkvs.engine.options import PASS_PARAMS
+from openkvs.engine.probe import first_video
 from openkvs.engine.video_filters import geometry, gif_graph, video_filters
 from openkvs.errors import TaskError
 from openkvs.presets.avtrans import AudioSpec, AvtransOptions, AvtransSpec, VideoSpec
@@ -102,15 +103,7 @@ def facts_from_probe(probe_json: dict[str, Any]) -> SourceFacts:
     picture (``attached_pic``) is not a video stream."""
     streams = [s for s in probe_json.get("streams") or [] if isinstance(s, dict)]
     fmt = probe_json.get("format") or {}
-    video = next(
-        (
-            s
-            for s in streams
-            if s.get("codec_type") == "video"
-            and not (s.get("disposition") or {}).get("attached_pic")
-        ),
-        None,
-    )
+    video = first_video(probe_json)
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     duration = _number(fmt.get("duration")) or max(
         (_number(s.get("duration")) for s in (video, audio) if s), default=0.0
