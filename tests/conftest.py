@@ -9,6 +9,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+# moto's S3 server, one per test session, for every test that names the fixture.
+from tests.support.moto_s3 import moto_s3  # noqa: F401
+
 from openkvs.store.database import open_engine
 
 PG_ADMIN_URL = os.environ.get(

@@ -80,11 +80,13 @@ def test_local_storage_round_trip_and_containment(tmp_path: Path) -> None:
         "media", "a/b.json", b"{}", acl="public-read", content_type="application/json"
     )
     assert storage.object_exists("media", "a/b.json")
-    assert storage.object_info("media", "a/b.json") == {
-        "size": 2,
-        "acl": "public-read",
-        "content_type": "application/json",
-    }
+    info = storage.object_info("media", "a/b.json")
+    assert (info.key, info.size, info.acl, info.content_type) == (
+        "a/b.json",
+        2,
+        "public-read",
+        "application/json",
+    )
     with pytest.raises(ApiError):
         storage.object_exists("media", "../outside")
     with pytest.raises(StorageError):

@@ -13,8 +13,18 @@ query (``service/presign.py``), else 403. These answers are plain HTTP, not KVS 
   unexpired signature, 404 for a missing bucket or object. Error bodies are JSON:
   ``{"Error": {"Code": ..., "Message": ...}}``.
 
-The file is opened once and streamed from that descriptor in chunks: an object replaced
-meanwhile (uploads are renamed into place) is served whole, old or new, never mixed.
+With local storage the file is opened once and streamed from that descriptor in chunks:
+an object replaced meanwhile (uploads are renamed into place) is served whole, old or new,
+never mixed.
+
+With S3 storage openkvs does not carry the bytes: after the same checks (the object exists,
+it is public or the presigned query is valid), a ``GET`` is answered ``302 Found`` to a
+presigned URL of the store (``OPENKVS_S3_PUBLIC_ENDPOINT_URL``, else the endpoint), which
+serves ranges and conditional requests itself. That URL expires when the openkvs URL does
+(a private object) or after :data:`PUBLIC_REDIRECT_SECONDS` (a public one), and the redirect
+is ``Cache-Control: no-store``. A ``HEAD`` is answered by openkvs from the object's
+description (a presigned GET URL does not work for HEAD). A store that cannot be reached →
+503 ``ServiceUnavailable``; one that refuses openkvs → 502 ``BadGateway``.
 """
 
 from __future__ import annotations
@@ -40,13 +50,23 @@ from starlette.routing import Route
 from openkvs.errors import ApiError
 from openkvs.service.context import Services
 from openkvs.service.presign import PREFIX, PURPOSE, verify
-from openkvs.storage.base import ObjectStorage, StorageError
+from openkvs.storage.base import (
+    AccessDenied,
+    NotFound,
+    ObjectInfo,
+    ObjectStorage,
+    StorageError,
+    Unavailable,
+)
 from openkvs.storage.keys import validate_bucket, validate_key
 from openkvs.storage.mime import content_type_for
 
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
+#: How long the store's URL a public object is redirected to works (a long film plays
+#: from it by range requests until the end).
+PUBLIC_REDIRECT_SECONDS = 12 * 3600
 _RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})", re.ASCII | re.IGNORECASE)
 _COMMON = {
     "Accept-Ranges": "bytes",
@@ -122,9 +142,8 @@ def _error(exc: ObjectError, extra: dict[str, str] | None = None) -> Response:
 def open_object(storage: ObjectStorage, bucket: str, key: str) -> Opened:
     """The object, opened; :class:`ObjectError` 400 or 404 when it cannot be.
 
-    It is read from the path ``source_for`` gives, which is a local file with the local
-    storage (the only backend today); a backend whose objects are not local files will
-    have to answer with a redirect to its own presigned URL instead."""
+    It is read from the path ``source_for`` gives: a local file (a backend whose
+    ``is_local()`` is True; remote ones go through :func:`describe_object` and a redirect)."""
     try:
         validate_bucket(bucket)
         validate_key(key)
@@ -145,24 +164,49 @@ def open_object(storage: ObjectStorage, bucket: str, key: str) -> Opened:
             raise missing
         os.set_blocking(fd, True)
         try:
-            info = storage.object_info(bucket, key)
+            info: ObjectInfo | None = storage.object_info(bucket, key)
         except (StorageError, OSError, ValueError):  # unreadable metadata: private
-            info = {}
+            info = None
         file = os.fdopen(fd, "rb", buffering=0)
     except BaseException:
         os.close(fd)
         raise
-    stored_type = str(info.get("content_type") or "application/octet-stream")
-    if stored_type == "application/octet-stream":
-        stored_type = content_type_for(key)
     return Opened(
         file=file,
         size=status.st_size,
         etag=f'"{status.st_size:x}-{status.st_mtime_ns:x}"',
         last_modified=formatdate(status.st_mtime, usegmt=True),
-        content_type=stored_type,
-        public=info.get("acl") == "public-read",
+        content_type=_content_type(info, key),
+        public=info is not None and info.acl == "public-read",
     )
+
+
+def _content_type(info: ObjectInfo | None, key: str) -> str:
+    stored = info.content_type if info is not None else "application/octet-stream"
+    return content_type_for(key) if stored == "application/octet-stream" else stored
+
+
+def describe_object(storage: ObjectStorage, bucket: str, key: str) -> ObjectInfo:
+    """The object of a remote store (S3); :class:`ObjectError` 400, 404, 502 or 503."""
+    try:
+        validate_bucket(bucket)
+        validate_key(key)
+    except ApiError as exc:
+        raise ObjectError(400, "InvalidObjectName", exc.message) from exc
+    try:
+        if not storage.bucket_exists(bucket):
+            raise ObjectError(404, "NoSuchBucket", f"bucket {bucket!r} does not exist")
+        return storage.object_info(bucket, key)
+    except NotFound as exc:
+        raise ObjectError(404, "NoSuchKey", f"/{bucket}/{key} does not exist") from exc
+    except Unavailable as exc:
+        log.warning("object_storage_unavailable", extra={"error": str(exc)})
+        raise ObjectError(
+            503, "ServiceUnavailable", "the object storage cannot be reached; please retry"
+        ) from exc
+    except (AccessDenied, StorageError) as exc:
+        log.error("object_storage_refused", extra={"error": str(exc)})
+        raise ObjectError(502, "BadGateway", "the object storage refused the request") from exc
 
 
 async def _chunks(file: BinaryIO, start: int, length: int) -> AsyncIterator[bytes]:
@@ -196,6 +240,8 @@ def object_routes(services: Services) -> list[Route]:
     async def serve(request: Request) -> Response:
         bucket = request.path_params["bucket"]
         key = request.path_params["key"]
+        if not storage.is_local():
+            return await serve_remote(request, bucket, key)
         try:
             opened = await run_in_threadpool(open_object, storage, bucket, key)
         except ObjectError as exc:
@@ -214,6 +260,46 @@ def object_routes(services: Services) -> list[Route]:
         finally:
             if not served:
                 opened.file.close()
+
+    async def serve_remote(request: Request, bucket: str, key: str) -> Response:
+        try:
+            info = await run_in_threadpool(describe_object, storage, bucket, key)
+        except ObjectError as exc:
+            return _error(exc)
+        public = info.acl == "public-read"
+        query = request.query_params
+        now = time.time()
+        if not public and not verify(
+            signing_key, bucket, key, query.get("Expires"), query.get("Signature"), now
+        ):
+            return _error(
+                ObjectError(403, "AccessDenied", "the object is private: use a valid presigned URL")
+            )
+        headers = {
+            **_COMMON,
+            "ETag": f'"{info.etag}"',
+            "Last-Modified": formatdate(info.modified, usegmt=True),
+            "Cache-Control": "public, no-cache" if public else "private, no-cache",
+        }
+        if request.headers.get("if-none-match") in (headers["ETag"], "*"):
+            return Response(status_code=304, headers=headers)
+        if request.method == "HEAD":
+            headers["Content-Type"] = _content_type(info, key)
+            headers["Content-Length"] = str(info.size)
+            return Response(status_code=200, headers=headers)
+        # verify() accepted Expires: it is a number of seconds in the future.
+        lifetime = PUBLIC_REDIRECT_SECONDS if public else int(query["Expires"]) - int(now)
+        try:
+            url = await run_in_threadpool(storage.presigned_url, bucket, key, max(60, lifetime))
+        except StorageError as exc:
+            log.error("object_presign_failed", extra={"error": str(exc)})
+            return _error(ObjectError(502, "BadGateway", "the object storage refused the request"))
+        if url is None:  # a remote backend without URLs: nothing to redirect to
+            return _error(ObjectError(501, "NotImplemented", "this storage serves no objects"))
+        return Response(
+            status_code=302,
+            headers={**_COMMON, "Location": url, "Cache-Control": "no-store"},
+        )
 
     return [Route(PREFIX + "/{bucket}/{key:path}", serve, methods=["GET", "HEAD"])]
 

@@ -62,6 +62,8 @@ from openkvs.orphans import remove_orphans
 #: Link folders are ``openkvs-source-<pid>-<random>`` in the temporary folder.
 FOLDER_PREFIX = "openkvs-source-"
 _FOLDER = re.compile(re.escape(FOLDER_PREFIX) + r"(\d+)-\w+")
+#: Longest wait, in seconds, between two tries to reopen a dropped connection to a URL source.
+RECONNECT_DELAY_MAX = 10
 #: The task code of a source whose format refers to other files or addresses.
 REFUSED = 2037
 #: The task code of a source in any other format that is not read for sources.
@@ -185,8 +187,19 @@ class SourceInput:
     formats: tuple[str, ...]
 
     def args(self) -> list[str]:
-        """The options and ``-i`` that open the source, for ffmpeg or ffprobe."""
+        """The options and ``-i`` that open the source, for ffmpeg or ffprobe. A URL is
+        read with reconnection: a connection to the store that drops mid-task is opened
+        again at the same offset (up to :data:`RECONNECT_DELAY_MAX` s between tries)
+        instead of failing the task."""
+        reconnect = []
+        if "http" in self.protocols or "https" in self.protocols:
+            reconnect = [
+                "-reconnect", "1",
+                "-reconnect_on_network_error", "1",
+                "-reconnect_delay_max", str(RECONNECT_DELAY_MAX),
+            ]  # fmt: skip
         return [
+            *reconnect,
             "-protocol_whitelist",
             ",".join(self.protocols),
             "-format_whitelist",

@@ -14,6 +14,7 @@ import contextlib
 import enum
 import os
 import re
+import shlex
 import shutil
 import threading
 import time
@@ -28,6 +29,7 @@ from openkvs.model import TaskRecord
 from openkvs.orphans import remove_orphans
 from openkvs.presets.codec import load
 from openkvs.storage.base import ObjectStorage, StorageError
+from openkvs.storage.retry import RUNTIME_RETRY
 from openkvs.store.permissions import private_dir
 
 
@@ -145,6 +147,7 @@ class JobMaker:
         deadline = time.monotonic() + self._timeout
         spec = load_spec(task, kind)
         sources = tuple(self._locate(item) for item in _source_items(task))
+        record_command = _naming_objects(record_command, sources)
         request = task.request
         destination = Destination(
             bucket=request.get("DstBucket", ""),
@@ -180,12 +183,34 @@ class JobMaker:
                 shutil.rmtree(scratch, ignore_errors=True)
 
     def _locate(self, item: dict[str, Any]) -> Source:
+        """Where ffmpeg reads one source: 2041 when it is gone (``NotFound``), refused, or
+        the store stays unavailable through ``RUNTIME_RETRY``'s attempts."""
         bucket, key = item["bucket"], item["key"]
         try:
-            location = self._storage.source_for(bucket, key)
+            location = RUNTIME_RETRY.call(
+                lambda: self._storage.source_for(bucket, key), what=f"/{bucket}/{key}"
+            )
         except StorageError as exc:
             raise TaskError(2041, str(exc)) from exc
         return Source(bucket, key, location, item.get("type", "video"), item.get("index", 0))
+
+
+def _naming_objects(
+    record: Callable[[str], None], sources: tuple[Source, ...]
+) -> Callable[[str], None]:
+    """``record`` showing each source read through a URL (an S3 presigned URL) as
+    ``/bucket/key``: a task's ``Command`` must not hand out a working signature, nor the
+    store's address and access key id."""
+    names = [(s.location, f"/{s.bucket}/{s.key}") for s in sources if "://" in s.location]
+    if not names:
+        return record
+
+    def recorded(command: str) -> None:
+        for url, name in names:
+            command = command.replace(shlex.quote(url), shlex.quote(name)).replace(url, name)
+        record(command)
+
+    return recorded
 
 
 def _source_items(task: TaskRecord) -> list[dict[str, Any]]:

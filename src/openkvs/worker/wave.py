@@ -7,10 +7,10 @@ from typing import Any
 
 from openkvs.config import Settings
 from openkvs.engine.wave import WaveSpec, extract_wave
-from openkvs.errors import TaskError
 from openkvs.service.waves import WaveOptions
-from openkvs.storage.base import ObjectStorage, StorageError
+from openkvs.storage.base import ObjectStorage
 from openkvs.worker.job import Job, Phase
+from openkvs.worker.outputs import put_bytes
 
 
 class WaveExecutor:
@@ -41,15 +41,6 @@ class WaveExecutor:
         job.report(Phase.UPLOADING, 0)
         data = json.dumps(doc, separators=(",", ":")).encode("utf-8")
         destination = job.destination
-        try:
-            self._storage.put_bytes(
-                destination.bucket,
-                destination.key,
-                data,
-                acl=destination.acl,
-                content_type="application/json",
-            )
-        except StorageError as exc:
-            raise TaskError(2033, str(exc)) from exc
+        put_bytes(job, destination.key, data, "application/json")  # retried, 2033
         job.report(Phase.UPLOADING, 100)
         return [{"dstpath": destination.key}]
