@@ -71,6 +71,7 @@ class TaskRecord:
     finished_at: float | None = None
     lease_owner: str | None = None
     cancel_requested: bool = False
+    parent_id: str | None = None  # the task this one is a part of (a chunk), else None
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class NewTask:
     pipeline: str
     is_top: bool
     request: dict[str, Any] = field(default_factory=dict)
+    parent_id: str | None = None  # set for the parts of a split task
 
     def request_json(self) -> str:
         return json.dumps(self.request, ensure_ascii=False, separators=(",", ":"))

@@ -7,9 +7,9 @@ from datetime import datetime
 import pytest
 
 from openkvs.errors import ApiError
-from openkvs.model import Pipeline, PipelineState, TaskStatus
+from openkvs.model import TaskStatus
 from openkvs.service.ids import CST
-from openkvs.service.pipelines import blocked, counters, window_open
+from openkvs.service.pipelines import counters, window_open
 from openkvs.service.ranges import UnixRange, bucket_of, buckets, day_range, page, unix_range
 
 
@@ -33,16 +33,6 @@ def _at(hh: int, mm: int = 0) -> float:
 )
 def test_window(start: str, duration: int, hour: int, open_: bool) -> None:
     assert window_open(start, duration, _at(hour)) is open_
-
-
-def test_blocked_pairs() -> None:
-    paused = Pipeline("p", PipelineState.PAUSED, "", "", 0, 10)
-    night = Pipeline("n", PipelineState.ACTIVE, "", "01:00:00", 3600, 10)
-    tight = Pipeline("t", PipelineState.ACTIVE, "", "", 0, 1)
-    stored = [(1, paused), (1, night), (2, tight)]
-    running = {(2, "t"): 1, (3, "usual"): 10, (4, "usual"): 9}
-    assert blocked(stored, running, _at(12), 10) == {(1, "p"), (1, "n"), (2, "t"), (3, "usual")}
-    assert (1, "n") not in blocked(stored, {}, _at(1, 30), 10)
 
 
 def test_counters() -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from openkvs.errors import ApiError, invalid
 from openkvs.model import Pipeline, PipelineState, TaskStatus, User
 from openkvs.service import params as p
 from openkvs.service.context import Services
-from openkvs.service.ids import CST
+from openkvs.store.queue import day_seconds
 
 DEFAULT = "usual"
 COUNTER_DAYS = 90
@@ -45,35 +44,14 @@ def for_new_task(services: Services, user: User, params: p.Params) -> str:
 
 
 def window_open(regular_start: str, duration: int, now: float) -> bool:
-    """Whether ``now`` falls in the daily window (UTC+8) that starts at ``regular_start``."""
+    """Whether ``now`` falls in the daily window (UTC+8) that starts at ``regular_start``.
+
+    The queue's claim applies the same rule in SQL (``store/queue.py``), with the same
+    clock (:func:`~openkvs.store.queue.day_seconds`); a test checks that they agree."""
     if not regular_start or duration <= 0 or duration >= 86400:
         return True
     h, m, s = (int(x) for x in regular_start.split(":"))
-    local = datetime.fromtimestamp(now, CST)
-    since_start = (local.hour * 3600 + local.minute * 60 + local.second) - (h * 3600 + m * 60 + s)
-    return since_start % 86400 < duration
-
-
-def blocked(
-    stored: list[tuple[int, Pipeline]],
-    running: dict[tuple[int, str], int],
-    now: float,
-    default_quota: int,
-) -> set[tuple[int, str]]:
-    """(user, pipeline) pairs that may not start a task now: paused, outside their
-    window, or with ``Quota`` tasks already running."""
-    closed: set[tuple[int, str]] = set()
-    settings = {(uid, pl.name): pl for uid, pl in stored}
-    for key, pl in settings.items():
-        if pl.state is not PipelineState.ACTIVE or not window_open(
-            pl.regular_start, pl.regular_duration, now
-        ):
-            closed.add(key)
-    for key, count in running.items():
-        quota = settings[key].quota if key in settings else default_quota
-        if count >= quota:
-            closed.add(key)
-    return closed
+    return (day_seconds(now) - (h * 3600 + m * 60 + s)) % 86400 < duration
 
 
 def update_pipeline(services: Services, user: User, params: p.Params) -> dict[str, Any]:
@@ -101,8 +79,10 @@ def update_pipeline(services: Services, user: User, params: p.Params) -> dict[st
         regular_duration=duration if start else 0,
         quota=quota,
     )
+    # A resumed or widened pipeline may start tasks now: the store tells other processes'
+    # workers (PostgreSQL NOTIFY), task_queued this process's.
     services.pipelines.put(user.id, pipeline, services.clock())
-    services.task_queued()  # a resumed or widened pipeline may start tasks now
+    services.task_queued()
     return {}
 
 

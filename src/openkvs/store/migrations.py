@@ -22,10 +22,12 @@ from sqlalchemy import (
     Engine,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
     select,
     text,
 )
@@ -57,10 +59,41 @@ _v1_access_keys = Table(
 )
 
 
+# Version 1's tasks, frozen: version 5 altered it.
+_v1_tasks = Table(
+    "tasks",
+    _v1_meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(40), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("task_type", String(32), nullable=False),
+    Column("preset", String(256), nullable=False),
+    Column("pipeline", String(64), nullable=False),
+    Column("is_top", Integer, nullable=False, default=0),
+    Column("top_at", Float, nullable=True),
+    Column("status", String(8), nullable=False),
+    Column("request", Text, nullable=False),
+    Column("error_code", Integer, nullable=False, default=0),
+    Column("error_msg", Text, nullable=False, default=""),
+    Column("result", Text, nullable=True),
+    Column("progress", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("cancel_requested", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+)
+Index("ix_tasks_queue", _v1_tasks.c.status, _v1_tasks.c.is_top, _v1_tasks.c.top_at, _v1_tasks.c.id)
+Index("ix_tasks_user_created", _v1_tasks.c.user_id, _v1_tasks.c.created_at)
+
+
 def _v1_initial(conn: Connection) -> None:
     _v1_meta.create_all(conn)
     tables = [
-        schema.tasks,
         schema.callbacks,
         schema.callback_attempts,
     ]
@@ -85,6 +118,23 @@ def _v4_task_runs(conn: Connection) -> None:
     schema.metadata.create_all(conn, tables=[schema.task_runs])
 
 
+def _v5_scale_out(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE tasks ADD COLUMN parent_id VARCHAR(40)"))
+    conn.execute(text("CREATE INDEX ix_tasks_parent ON tasks (parent_id)"))
+    schema.metadata.create_all(conn, tables=[schema.workers, schema.queue_slots])
+    schema.ix_tasks_claim.create(conn)
+    schema.ix_tasks_claim_parts.create(conn)
+    # Tasks running during the upgrade hold slots, so that quotas count them.
+    conn.execute(
+        text(
+            "INSERT INTO queue_slots (user_id, pipeline, slot, task_id)"
+            " SELECT user_id, pipeline,"
+            " ROW_NUMBER() OVER (PARTITION BY user_id, pipeline ORDER BY id) - 1, task_id"
+            " FROM tasks WHERE status = 'exec'"
+        )
+    )
+
+
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "presets, pipelines and API call counters", _v2_presets_pipelines_counters),
@@ -94,6 +144,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
         _v3_owners_secrets_tokens,
     ),
     (4, "task runs: phase, command and log", _v4_task_runs),
+    (5, "worker registry, quota slots, task parts", _v5_scale_out),
 ]
 
 LATEST = STEPS[-1][0]

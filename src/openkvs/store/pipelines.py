@@ -6,6 +6,7 @@ from sqlalchemy import Engine, Row, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from openkvs.model import Pipeline, PipelineState
+from openkvs.store.queue import announce
 from openkvs.store.schema import pipelines
 
 
@@ -37,7 +38,9 @@ class PipelineStore:
         return None if row is None else _pipeline(row)
 
     def put(self, user_id: int, pipeline: Pipeline, now: float) -> None:
-        """Create or replace the user's pipeline of that name."""
+        """Create or replace the user's pipeline of that name. Idle workers of every
+        process are told (a resumed or widened pipeline may start tasks): the new State,
+        window and Quota apply from the next claim (``store/queue.py``)."""
         values = {
             "state": pipeline.state.value,
             "description": pipeline.description,
@@ -50,6 +53,7 @@ class PipelineStore:
         for _ in range(2):  # a concurrent first create: the second try updates
             with self._engine.begin() as conn:
                 if conn.execute(update(pipelines).where(*where).values(**values)).rowcount:
+                    announce(conn)
                     return
                 try:
                     with conn.begin_nested():
@@ -58,11 +62,7 @@ class PipelineStore:
                                 user_id=user_id, name=pipeline.name, created_at=now, **values
                             )
                         )
+                    announce(conn)
                     return
                 except IntegrityError:
                     continue
-
-    def all(self) -> list[tuple[int, Pipeline]]:
-        """Every stored pipeline with its user id (the scheduler reads them at each claim)."""
-        with self._engine.connect() as conn:
-            return [(r.user_id, _pipeline(r)) for r in conn.execute(select(pipelines))]

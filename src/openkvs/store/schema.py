@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -70,10 +71,32 @@ tasks = Table(
     Column("updated_at", Float, nullable=False),
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),
+    # The TaskID of the task this one is a part of (a chunk of a split transcode), else
+    # NULL. Parts are internal: no API list, statistic or callback shows them.
+    Column("parent_id", String(40), nullable=True),
 )
 
 Index("ix_tasks_queue", tasks.c.status, tasks.c.is_top, tasks.c.top_at, tasks.c.id)
 Index("ix_tasks_user_created", tasks.c.user_id, tasks.c.created_at)
+Index("ix_tasks_parent", tasks.c.parent_id)
+# The queue's own indexes (store/queue.py): queued rows only, in the order claims take
+# them. Their conditions are literals, and so are the claim's (see store/queue.py).
+_QUEUED_TOP = text("status = 'init' AND parent_id IS NULL")
+_QUEUED_PART = text("status = 'init' AND parent_id IS NOT NULL")
+ix_tasks_claim = Index(
+    "ix_tasks_claim",
+    tasks.c.is_top.desc(),
+    tasks.c.top_at,
+    tasks.c.id,
+    postgresql_where=_QUEUED_TOP,
+    sqlite_where=_QUEUED_TOP,
+)
+ix_tasks_claim_parts = Index(
+    "ix_tasks_claim_parts",
+    tasks.c.id,
+    postgresql_where=_QUEUED_PART,
+    sqlite_where=_QUEUED_PART,
+)
 
 #: What a task's run did, beside the queue row (written while it runs, read by
 #: GetTaskByTaskID): the sub-phase, the command that ran and, after a failure, the end of
@@ -188,4 +211,36 @@ client_tokens = Table(
     Column("token", String(64), primary_key=True),
     Column("task_id", String(40), nullable=False),
     Column("created_at", Float, nullable=False, index=True),
+)
+
+#: The processes that run tasks (``openkvs worker``, the pool of ``serve``): each writes its
+#: row when it starts and renews ``heartbeat_at`` while it lives (``store/workers.py``).
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(128), primary_key=True),  # host, pid and a random part
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("pipelines", Text, nullable=False, default="[]"),  # JSON names; [] = all
+    Column("task_types", Text, nullable=False, default="[]"),  # JSON: the kinds it runs
+    Column("concurrency", Integer, nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("state", String(16), nullable=False),  # alive or draining (lost: by heartbeat)
+    Column("running", Text, nullable=False, default="[]"),  # JSON TaskIDs it runs now
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+)
+
+#: A pipeline's quota as rows: a task starts only by taking a free slot of its (user,
+#: pipeline) with ``slot < Quota`` (``store/queue.py``), so claimers on many machines keep
+#: the quota with row locks, without one lock for the whole queue. Slots are numbered from
+#: 0 without gaps. ``task_id`` has no index: a slot is freed by (user, pipeline, task), and
+#: with no indexed column changing, PostgreSQL updates the row in place (HOT).
+queue_slots = Table(
+    "queue_slots",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("pipeline", String(64), primary_key=True),
+    Column("slot", Integer, primary_key=True, autoincrement=False),
+    Column("task_id", String(40), nullable=True),  # the top-level task holding it, or NULL
 )

@@ -1,12 +1,18 @@
-"""Tasks, which are also the queue: every statement on the ``tasks`` table.
+"""Tasks, which are also the queue: every statement on the ``tasks`` table but the claim's
+(``store/queue.py``).
 
-The life of a row: ``create`` (status init) → ``claim`` (exec, with a lease) → ``heartbeat``
-while it runs → ``finish`` (succ/fail, and its callback into the outbox in the same
-transaction). A worker that dies stops renewing its lease; ``expired`` finds such rows and
-the worker layer either ``release``s them or finishes them with 2057 (``held_under`` finds
-the rows of one machine's processes, so a restarted worker takes back its dead
-predecessor's tasks without waiting for their leases). Every write by a worker names the
-lease owner, so a worker that lost its lease can never overwrite the row.
+The life of a row: ``create`` (status init) → ``claim`` (exec, with a lease, and a slot of
+its pipeline's quota) → ``heartbeat`` while it runs → ``finish`` (succ/fail, its slot freed
+and its callback into the outbox in the same transaction). A worker that dies stops
+renewing its lease; ``expired`` finds such rows and the worker layer either ``release``s
+them or finishes them with 2057 (``held_under`` finds the rows of one machine's processes,
+so a restarted worker takes back its dead predecessor's tasks without waiting for their
+leases). Every write by a worker names the lease owner, so a worker that lost its lease
+can never overwrite the row. ``finish`` and ``release`` are the only ways out of ``exec``:
+both free the task's slot in their transaction.
+
+Parts (rows with a ``parent_id``: the chunks of a split task) are internal: GetTaskList,
+the statistics and ``queued_count`` never count them.
 """
 
 from __future__ import annotations
@@ -14,31 +20,30 @@ from __future__ import annotations
 import enum
 import functools
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Executable,
+    Integer,
     Row,
     Select,
     bindparam,
     func,
     select,
-    text,
-    tuple_,
     update,
 )
 
-from openkvs.model import NewTask, Pipeline, TaskRecord, TaskStatus
-from openkvs.store import outbox
+from openkvs.model import NewTask, TaskRecord, TaskStatus
+from openkvs.store import outbox, queue
 from openkvs.store.client_tokens import ClientTokens
-from openkvs.store.schema import pipelines, tasks
+from openkvs.store.queue import PipelineRules
+from openkvs.store.schema import tasks
 
-#: (user id, pipeline name) → running tasks; pipelines → the pairs that may not start now.
-Running = dict[tuple[int, str], int]
-Blocker = Callable[[list[tuple[int, Pipeline]], Running], set[tuple[int, str]]]
+#: What a worker pool hands to :meth:`TaskStore.claim`: the pipeline rules it enforces.
+Blocker = PipelineRules
 
 
 class Outcome(enum.Enum):
@@ -73,6 +78,11 @@ _GET = select(tasks).where(
 )
 _GET_OWN = _GET.where(tasks.c.user_id == bindparam("user_id"))
 _INSERT = tasks.insert()
+_QUEUED = (
+    select(func.count())
+    .select_from(tasks)
+    .where(tasks.c.status == _INIT, tasks.c.parent_id.is_(None))
+)
 
 
 @functools.lru_cache(maxsize=32)
@@ -84,6 +94,7 @@ def _page_statements(
     ``actions``, ``task_type``, ``offset``, ``limit``)."""
     where = [
         tasks.c.user_id == bindparam("user_id"),
+        tasks.c.parent_id.is_(None),
         tasks.c.status != TaskStatus.DELETED.value,
         tasks.c.created_at >= bindparam("since"),
         tasks.c.created_at < bindparam("until"),
@@ -105,6 +116,59 @@ def _page_statements(
         .limit(bindparam("limit"))
     )
     return count, rows
+
+
+def _held(ownerless: bool, expired: bool) -> list[Any]:
+    """WHERE clauses: the task (``held_task_id``) runs under the lease of ``owner`` (and it ran
+    out before ``expired_before``)."""
+    clauses = [
+        tasks.c.task_id == bindparam("held_task_id"),
+        tasks.c.lease_owner.is_(None) if ownerless else tasks.c.lease_owner == bindparam("owner"),
+        tasks.c.status == _EXEC,
+    ]
+    if expired:
+        clauses.append(tasks.c.lease_expires_at < bindparam("expired_before"))
+    return clauses
+
+
+@functools.lru_cache(maxsize=8)
+def _finish_statement(ownerless: bool, expired: bool, postgresql: bool) -> Executable:
+    """``finish``'s statement, built once (see ``store/queue.py`` ``ending``)."""
+    change = (
+        update(tasks)
+        .where(*_held(ownerless, expired))
+        .values(
+            status=bindparam("new_status"),
+            error_code=bindparam("new_error_code"),
+            error_msg=bindparam("new_error_msg"),
+            result=bindparam("new_result"),
+            progress=func.coalesce(bindparam("new_progress", type_=Integer), tasks.c.progress),
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=bindparam("now"),
+            updated_at=bindparam("now"),
+        )
+    )
+    return queue.ending(change, postgresql)
+
+
+@functools.lru_cache(maxsize=8)
+def _release_statement(count_attempt: bool, expired: bool, postgresql: bool) -> Executable:
+    """``release``'s statement, built once: back to ``init``, the attempt given back unless
+    it counts."""
+    change = (
+        update(tasks)
+        .where(*_held(False, expired))
+        .values(
+            status=_INIT,
+            lease_owner=None,
+            lease_expires_at=None,
+            progress=0,
+            updated_at=bindparam("now"),
+            attempts=tasks.c.attempts if count_attempt else tasks.c.attempts - 1,
+        )
+    )
+    return queue.ending(change, postgresql)
 
 
 def _record(row: Row) -> TaskRecord:
@@ -129,6 +193,7 @@ def _record(row: Row) -> TaskRecord:
         finished_at=row.finished_at,
         lease_owner=row.lease_owner,
         cancel_requested=bool(row.cancel_requested),
+        parent_id=row.parent_id,
     )
 
 
@@ -166,8 +231,10 @@ class TaskStore:
                     "cancel_requested": 0,
                     "created_at": now,
                     "updated_at": now,
+                    "parent_id": new.parent_id,
                 },
             )
+            queue.announce(conn)
         return new.task_id
 
     def get(self, task_id: str, user_id: int | None = None) -> TaskRecord | None:
@@ -184,72 +251,28 @@ class TaskStore:
         owner: str,
         now: float,
         lease_seconds: float,
-        blocked: Blocker | None = None,
+        blocked: PipelineRules | None = None,
         task_types: frozenset[str] | None = None,
+        *,
+        pipelines: frozenset[str] | None = None,
+        parent: str | None = None,
     ) -> TaskRecord | None:
         """Take the next queued task for ``owner``, or None when nothing may start.
 
-        With ``task_types``, only tasks of those kinds (the ones the worker has executors
-        for) are candidates.
-
-        The candidate is the first ``init`` row by (top flag, time topped, age) whose
-        (user, pipeline) is not in ``blocked(pipelines, running counts)``: paused, outside
-        its daily window, or at its quota. The claim is serialised: on SQLite the
-        transaction holds the write lock from its start (``BEGIN IMMEDIATE``); on
-        PostgreSQL an advisory lock, so that the running counts the quota is checked
-        against cannot change under the claim (``FOR UPDATE SKIP LOCKED`` still keeps a
-        claimer off rows another transaction has locked).
+        Parts of split tasks go first, then top-level tasks by (top flag, time topped,
+        age). With ``blocked`` (the pipeline rules), a top-level task starts only if its
+        pipeline is Active, inside its daily window, and has a free slot below its Quota,
+        which the task then holds until it ends; without, any queued task starts. With
+        ``task_types``, only tasks of those kinds (the ones the worker has executors for)
+        are candidates; with ``pipelines``, only tasks of pipelines of those names (a
+        worker started with ``--pipelines``); with ``parent``, only the parts of that task
+        (a split task's worker runs its own parts while it waits for them). See
+        ``store/queue.py`` for how the claim is made on each database.
         """
-        with self._engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(7350913)"))
-            candidate = (
-                select(tasks.c.id)
-                .where(tasks.c.status == _INIT)
-                .order_by(tasks.c.is_top.desc(), tasks.c.top_at, tasks.c.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-            if task_types is not None:
-                candidate = candidate.where(tasks.c.task_type.in_(sorted(task_types)))
-            if blocked is not None:
-                closed = blocked(self._pipelines(conn), self._running(conn))
-                if closed:
-                    candidate = candidate.where(
-                        tuple_(tasks.c.user_id, tasks.c.pipeline).not_in(sorted(closed))
-                    )
-            task_pk = conn.execute(candidate).scalar()
-            if task_pk is None:
-                return None
-            row = conn.execute(
-                update(tasks)
-                .where(tasks.c.id == task_pk, tasks.c.status == _INIT)
-                .values(
-                    status=_EXEC,
-                    lease_owner=owner,
-                    lease_expires_at=now + lease_seconds,
-                    attempts=tasks.c.attempts + 1,
-                    started_at=func.coalesce(tasks.c.started_at, now),
-                    updated_at=now,
-                )
-                .returning(*tasks.c)
-            ).first()
+        row = queue.claim(
+            self._engine, owner, now, lease_seconds, blocked, task_types, pipelines, parent
+        )
         return None if row is None else _record(row)
-
-    @staticmethod
-    def _pipelines(conn: Connection) -> list[tuple[int, Pipeline]]:
-        from openkvs.store.pipelines import _pipeline
-
-        return [(r.user_id, _pipeline(r)) for r in conn.execute(select(pipelines))]
-
-    @staticmethod
-    def _running(conn: Connection) -> Running:
-        rows = conn.execute(
-            select(tasks.c.user_id, tasks.c.pipeline, func.count())
-            .where(tasks.c.status == _EXEC)
-            .group_by(tasks.c.user_id, tasks.c.pipeline)
-        ).all()
-        return {(r[0], r[1]): int(r[2]) for r in rows}
 
     def heartbeat(
         self, task_id: str, owner: str, now: float, lease_seconds: float, progress: int | None
@@ -288,40 +311,29 @@ class TaskStore:
         """End a running task held by ``owner`` and enqueue its callback (url, body), all in
         one transaction. False (and nothing written) when ``owner`` no longer holds it.
         With ``expired_before``, only if the lease ran out before that time (recovery)."""
+        values: dict[str, Any] = {
+            "held_task_id": task_id,
+            "owner": owner,
+            "expired_before": expired_before,
+            "new_status": status.value,
+            "new_error_code": error_code,
+            "new_error_msg": error_msg,
+            "new_result": None if result is None else json.dumps(result, ensure_ascii=False),
+            "new_progress": 100 if status is TaskStatus.SUCC else None,
+            "now": now,
+        }
+        postgresql = self._engine.dialect.name == "postgresql"
+        statement = _finish_statement(owner is None, expired_before is not None, postgresql)
+        if callback is None and postgresql:
+            with queue.single_statements(self._engine) as conn:  # one statement does it all
+                return queue.end(conn, statement, values)
         with self._engine.begin() as conn:
-            done = conn.execute(
-                update(tasks)
-                .where(*self._held(task_id, owner, expired_before))
-                .values(
-                    status=status.value,
-                    error_code=error_code,
-                    error_msg=error_msg,
-                    result=None if result is None else json.dumps(result, ensure_ascii=False),
-                    progress=100 if status is TaskStatus.SUCC else tasks.c.progress,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    finished_at=now,
-                    updated_at=now,
-                )
-            ).rowcount
-            if done != 1:
+            if not queue.end(conn, statement, values):
                 return False
             if callback is not None:
                 url, body = callback
                 outbox.enqueue(conn, task_id=task_id, url=url, body=body, now=now)
         return True
-
-    @staticmethod
-    def _held(task_id: str, owner: str | None, expired_before: float | None) -> list[Any]:
-        """WHERE clauses: the task runs under ``owner``'s lease (and it ran out)."""
-        clauses = [
-            tasks.c.task_id == task_id,
-            tasks.c.lease_owner == owner,
-            tasks.c.status == _EXEC,
-        ]
-        if expired_before is not None:
-            clauses.append(tasks.c.lease_expires_at < expired_before)
-        return clauses
 
     def release(
         self,
@@ -332,21 +344,21 @@ class TaskStore:
         count_attempt: bool,
         expired_before: float | None = None,
     ) -> bool:
-        """Put a running task back in the queue (a clean shutdown, or a lost worker)."""
-        values: dict[str, Any] = {
-            "status": _INIT,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "progress": 0,
-            "updated_at": now,
+        """Put a running task back in the queue (a clean shutdown, or a lost worker); its
+        slot is freed and idle workers of every process are told."""
+        values = {
+            "held_task_id": task_id,
+            "owner": owner,
+            "expired_before": expired_before,
+            "now": now,
         }
-        if not count_attempt:
-            values["attempts"] = tasks.c.attempts - 1
+        postgresql = self._engine.dialect.name == "postgresql"
+        statement = _release_statement(count_attempt, expired_before is not None, postgresql)
         with self._engine.begin() as conn:
-            done = conn.execute(
-                update(tasks).where(*self._held(task_id, owner, expired_before)).values(**values)
-            ).rowcount
-        return done == 1
+            if not queue.end(conn, statement, values):
+                return False
+            queue.announce(conn)
+        return True
 
     def expired(self, now: float, limit: int = 20) -> list[TaskRecord]:
         """Running tasks whose lease ran out: their worker died or hangs."""
@@ -377,13 +389,9 @@ class TaskStore:
         return [_record(r) for r in rows]
 
     def queued_count(self) -> int:
+        """Top-level tasks waiting to start (parts are not counted)."""
         with self._engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).select_from(tasks).where(tasks.c.status == _INIT)
-                ).scalar()
-                or 0
-            )
+            return int(conn.execute(_QUEUED).scalar() or 0)
 
     # -- management (GetTaskList, TopTaskByTaskID, DelTaskByTaskID, statistics) -------
 
@@ -414,7 +422,11 @@ class TaskStore:
         """How many of the user's tasks created since ``since`` are in each status."""
         query = (
             select(tasks.c.status, func.count())
-            .where(tasks.c.user_id == user_id, tasks.c.created_at >= since)
+            .where(
+                tasks.c.user_id == user_id,
+                tasks.c.created_at >= since,
+                tasks.c.parent_id.is_(None),
+            )
             .group_by(tasks.c.status)
         )
         if pipeline is not None:
@@ -433,6 +445,7 @@ class TaskStore:
             rows = conn.execute(
                 select(tasks).where(
                     tasks.c.user_id == user_id,
+                    tasks.c.parent_id.is_(None),
                     tasks.c.status == TaskStatus.SUCC.value,
                     tasks.c.task_type.in_(task_types),
                     tasks.c.finished_at >= start,
