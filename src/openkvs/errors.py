@@ -345,5 +345,16 @@ class ServiceUnavailable(GatewayError):
     default_message = "The service is handling too many connections; please retry."
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached (an outage, a restart, no free pooled connection):
+    answered with a ``Retry-After`` header of :attr:`retry_after` seconds. The action did
+    not happen, except a write whose commit the outage cut: that one may have happened
+    (CreateTask with a ``ClientToken`` makes a retry safe)."""
+
+    default_message = "The service cannot reach its database right now; please retry."
+    #: Seconds a client is asked to wait before it tries again (the ``Retry-After`` header).
+    retry_after: int = 5
+
+
 class InternalError(GatewayError):
     """An unexpected failure before or while the action ran (never a bare 500 page)."""

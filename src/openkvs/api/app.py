@@ -3,7 +3,8 @@
 A request goes: path check → SigV4 (the access key names the user) → action and version →
 parameters → the action's service function, in a worker thread (the stores block; see
 ``INLINE_ACTIONS`` for the few that run on the event loop) → envelope. Route code raises;
-``responses.from_exception`` turns errors into answers.
+``responses.from_exception`` turns errors into answers (a database outage into 503
+``ServiceUnavailable`` with ``Retry-After``, authentication's key lookup included).
 """
 
 from __future__ import annotations
@@ -120,11 +121,13 @@ def create_app(services: Services) -> Starlette:
                     threads, handle, request.method, raw_query, request.headers, body, facts
                 )
         except Exception as exc:
-            facts.answered(exc)
-            response = responses.from_exception(exc, facts.request_id)
+            answered = responses.answerable(exc)  # a database outage: 503, Retry-After
+            facts.answered(answered)
+            response = responses.from_exception(answered, facts.request_id)
             if answer_closes(request):
                 response.headers["Connection"] = "close"
             return response
+        responses.DATABASE.ok()  # logs once that the database is back after an outage
         facts.answered(None)
         return responses.success(result, facts.request_id)
 

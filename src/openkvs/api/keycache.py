@@ -4,7 +4,9 @@ database (and open the sealed secret) every time.
 A key found is reused for ``ttl`` seconds after it was read (``OPENKVS_KEY_CACHE_SECONDS``,
 default 2): a key revoked with ``openkvs keys revoke`` is refused by a running ``serve``
 within that time, not at once. Keys that were not found are not remembered, so a key
-created a moment ago works at once.
+created a moment ago works at once. A lookup that fails (the database is unreachable) is not
+remembered either: its exception reaches the caller, which answers 503 ``ServiceUnavailable``
+(``api/responses.py``), never 403 as for an unknown key.
 """
 
 from __future__ import annotations

@@ -7,6 +7,12 @@ destination host, ``in_flight`` in all. A callback whose host already has its sh
 due in the outbox while callbacks to other hosts go ahead, so a slow receiver delays only
 its own callbacks. Whatever goes wrong in an attempt (a refused or unusable URL, a network
 error, the deadline, a missing signing secret) is a failed attempt of that callback alone.
+
+A database outage (``store/outage.py``) is not a failed attempt: the notifier logs one
+``database_unavailable`` warning and keeps looking every ``poll_seconds``; an attempt that
+cannot look up its signing secret waits for the database before it sends, and an attempt
+whose outcome cannot be recorded keeps it and records it once the database is back (so a
+delivered callback is not sent again). Callbacks queued meanwhile go out when it is back.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from openkvs.notify.policy import host_key
 from openkvs.notify.retry import RetryPolicy
 from openkvs.notify.sender import CallbackSender, SendResult
 from openkvs.notify.signing import message_id, signed_headers
+from openkvs.store.outage import OutageWatch, unavailable
 from openkvs.store.outbox import Attempt, OutboxStore
 
 log = logging.getLogger(__name__)
@@ -76,6 +83,7 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self._runner: asyncio.Runner | None = None  # for deliver_due()
         self._grace = 5.0
+        self._db = OutageWatch("notifier")
 
     # ---------------------------------------------------------------------- control
 
@@ -145,8 +153,9 @@ class Notifier:
             due: float | None = None
             try:
                 _started, due = await self._fill()
-            except Exception:
-                log.exception("notifier_error")
+            except Exception as exc:
+                if not self._db.failed(exc):  # an outage: warned once, looked at every poll
+                    log.exception("notifier_error")
             now = self._clock()
             # Due now but not taken: their hosts are busy; an ending attempt kicks us.
             wait = self._poll if due is None or due <= now else min(self._poll, due - now)
@@ -200,6 +209,7 @@ class Notifier:
         due, in one hand-over to a store thread: a callback is on its way as soon as the
         outbox gives it (a task just finished)."""
         due = self._outbox.take_due(self._clock(), self._lease, limit, admit)
+        self._db.ok()  # logs once that the database is back after an outage
         found: dict[int | None, _Secret] = {}
         for callback in due:
             if callback.user_id not in found:
@@ -207,8 +217,9 @@ class Notifier:
         taken = [(callback, found[callback.user_id]) for callback in due]
         try:
             next_due = self._outbox.next_due_at()
-        except Exception:  # the callbacks taken still go; the loop polls instead
-            log.exception("notifier_error")
+        except Exception as exc:  # the callbacks taken still go; the loop polls instead
+            if not self._db.failed(exc):
+                log.exception("notifier_error")
             next_due = None
         return taken, next_due
 
@@ -251,7 +262,49 @@ class Notifier:
         )
         return await self._sender.send(callback.url, body, headers)
 
+    async def _secret_after_outage(self, callback: Callback, secret: _Secret) -> _Secret:
+        """``secret``, or when looking it up failed for want of the database, the secret
+        looked up again once the database is back: an outage spends no attempt."""
+        while isinstance(secret, Exception) and unavailable(secret):
+            self._db.failed(secret)
+            await asyncio.sleep(self._db.pause())
+            try:
+                secret = await asyncio.to_thread(self._secrets, callback.user_id or 0)
+            except Exception as exc:
+                secret = exc
+        return secret
+
+    async def _record(
+        self,
+        callback: Callback,
+        attempt: Attempt,
+        *,
+        delivered: bool,
+        next_attempt_at: float | None,
+    ) -> DeliveryState | None:
+        """Record the attempt, waiting out a database outage (the callback stays leased by
+        this notifier meanwhile); None when recording failed otherwise (the lease then runs
+        out and the callback is attempted again)."""
+        while True:
+            try:
+                state = await asyncio.to_thread(
+                    self._outbox.record_attempt,
+                    callback,
+                    attempt,
+                    delivered=delivered,
+                    next_attempt_at=next_attempt_at,
+                )
+            except Exception as exc:
+                if self._db.failed(exc):
+                    await asyncio.sleep(self._db.pause())
+                    continue
+                log.exception("notifier_error", extra={"task_id": callback.task_id})
+                return None
+            self._db.ok()
+            return state
+
     async def _attempt(self, callback: Callback, secret: _Secret = None) -> None:
+        secret = await self._secret_after_outage(callback, secret)
         number = callback.attempts + 1
         started = self._clock()
         clock = time.monotonic()
@@ -270,17 +323,13 @@ class Notifier:
             result.error,
         )
         delay = None if result.delivered or result.final else self._retry.next_delay(number)
-        try:
-            state = await asyncio.to_thread(
-                self._outbox.record_attempt,
-                callback,
-                attempt,
-                delivered=result.delivered,
-                next_attempt_at=None if delay is None else self._clock() + delay,
-            )
-        except Exception:
-            # Not recorded: the lease runs out and the callback is attempted again.
-            log.exception("notifier_error", extra={"task_id": callback.task_id})
+        state = await self._record(
+            callback,
+            attempt,
+            delivered=result.delivered,
+            next_attempt_at=None if delay is None else self._clock() + delay,
+        )
+        if state is None:  # not recorded: the lease runs out and it is attempted again
             return
         fields = {
             "task_id": callback.task_id,

@@ -17,6 +17,7 @@ from collections import Counter
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from openkvs.store.outage import OutageWatch
 from openkvs.store.schema import api_calls
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,17 @@ class CallCounter:
                 self._thread.start()
 
     def _flush_loop(self) -> None:
+        database = OutageWatch("call_counter")  # an outage: one warning, counts kept
         while not self._closed.wait(self._flush_seconds):
+            writes = bool(self._pending)  # else flush() does not reach the database
             try:
                 self.flush()
-            except Exception:
-                log.exception("call_counts_flush_failed")
+            except Exception as exc:
+                if not database.failed(exc):
+                    log.exception("call_counts_flush_failed")
+            else:
+                if writes:
+                    database.ok()
 
     def flush(self) -> None:
         """Write the counts kept in memory. On a database error they are kept for the next

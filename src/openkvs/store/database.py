@@ -7,8 +7,11 @@ become a write transaction. A transaction that ``engine.connect()`` begins by it
 plain ``SELECT`` (a read) starts with a deferred ``BEGIN``: in WAL mode it reads a snapshot
 without taking the write lock, so reads neither wait for writers nor hold them up. Write
 through ``engine.begin()``, never through a connection whose first statement was a read.
-PostgreSQL needs nothing special: the queue's claim uses ``FOR UPDATE SKIP LOCKED`` (see
-``store/tasks.py``).
+PostgreSQL needs nothing special for locking: the queue's claim uses ``FOR UPDATE SKIP
+LOCKED`` (see ``store/queue.py``). Its engine is made to live through outages
+(:func:`_postgresql_engine`): a pool checked before use, connections that give up instead of
+hanging (connect timeout, TCP keep-alives and user timeout), and server-side limits on
+statements and idle transactions.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from openkvs.store.migrations import migrate
 from openkvs.store.permissions import DIR_MODE, private_file, warn_if_open
@@ -34,6 +37,33 @@ SQLITE_POOL_SIZE = 48
 #: How long a writer waits for the database's write lock (SQLite's busy timeout).
 BUSY_SECONDS = 30
 
+#: PostgreSQL connections kept open per process, and how many more it may open at busy
+#: times (closed again when returned): enough for the API's request threads, the worker
+#: threads, the lease keeper, the notifier and the call counter of one process at once.
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 20
+#: Seconds a thread waits for a free pooled connection before its call fails (503).
+PG_POOL_TIMEOUT = 10
+#: libpq connection parameters (a value given in the URL's query wins): give up a connection
+#: attempt after 5 s, notice a silent peer within about 20 s when idle (keep-alives) and
+#: within 15 s when data sent is not acknowledged (tcp_user_timeout, in ms), so that a
+#: thread never hangs on a cut connection.
+PG_CONNECT_ARGS: dict[str, int] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
+#: Server-side limits set on every PostgreSQL session after migrations: no statement runs
+#: longer (a lock wait included), no transaction stays open and idle longer (so a client
+#: that vanished mid-transaction does not hold its locks for ever).
+PG_SESSION_LIMITS = {
+    "statement_timeout": "60s",
+    "idle_in_transaction_session_timeout": "60s",
+}
+
 
 def open_engine(url: str, *, migrate_schema: bool = True) -> Engine:
     """An engine for ``url`` with the schema migrated to the latest version."""
@@ -41,10 +71,40 @@ def open_engine(url: str, *, migrate_schema: bool = True) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(url, parsed.database)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        engine = _postgresql_engine(url, parsed)
     if migrate_schema:
         migrate(engine)
+    if parsed.get_backend_name() == "postgresql":
+        _limit_sessions(engine)
     return engine
+
+
+def _postgresql_engine(url: str, parsed: URL) -> Engine:
+    connect_args: dict[str, Any] = {}
+    if parsed.get_driver_name() in ("psycopg", "psycopg2"):  # libpq's parameters
+        connect_args = {k: v for k, v in PG_CONNECT_ARGS.items() if k not in parsed.query}
+    return create_engine(
+        url,
+        pool_pre_ping=True,  # a connection broken by an outage is replaced, not used
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_MAX_OVERFLOW,
+        pool_timeout=PG_POOL_TIMEOUT,
+        connect_args=connect_args,
+    )
+
+
+def _limit_sessions(engine: Engine) -> None:
+    """Set :data:`PG_SESSION_LIMITS` on every connection from now on: after migrations,
+    which may rightly run longer (their connections are closed first)."""
+    engine.dispose()
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        for name, value in PG_SESSION_LIMITS.items():
+            cursor.execute(f"SET {name} = '{value}'")
+        cursor.close()
+        dbapi_conn.commit()  # the driver began a transaction: end it, the settings stay
 
 
 def _enable_wal(cursor: Any, patience: float = 30.0) -> None:
