@@ -152,6 +152,18 @@ KINDS: tuple[Kind, ...] = (
         "openkvs.presets.simple:AvlogoSpec",
         "",  # a watermark stage of a preset chain; no executor yet
     ),
+    Kind(
+        # One chunk of a split avtrans task (docs/transcoding.md "Split-and-stitch"): made
+        # by its parent's worker, never by a preset; writes a chunk under the reserved
+        # prefix of the parent's bucket; no callback, not in lists or statistics.
+        "avtrans_part",
+        (),
+        "CreateTask",
+        Output.OBJECT,
+        "openkvs.presets.avtrans:parse",
+        "openkvs.presets.avtrans:AvtransSpec",
+        "openkvs.worker.part:PartExecutor",
+    ),
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

@@ -6,10 +6,14 @@ from typing import Any
 
 from openkvs.errors import ApiError
 from openkvs.model import TaskRecord, TaskStatus, User
+from openkvs.parts import MAX_PARTS, part_task_id
 from openkvs.service import params as p
 from openkvs.service.context import Services
 from openkvs.service.ids import cst_text, looks_like_task_id
 from openkvs.store.runs import TaskRun
+
+#: Task types whose tasks may be split into parts.
+SPLIT_TYPES = frozenset({"avtrans"})
 
 
 def task_info(task: TaskRecord, run: TaskRun | None = None) -> dict[str, Any]:
@@ -58,9 +62,37 @@ def find_task(services: Services, user: User, params: p.Params, name: str = "Tas
 
 
 def task_detail(services: Services, task: TaskRecord) -> dict[str, Any]:
-    """One task's ``TaskInfo`` with what its run did (``Command``, ``ProgressStatus``)."""
+    """One task's ``TaskInfo`` with what its run did (``Command``, ``ProgressStatus``) and,
+    for a task made in parts (split-and-stitch), ``Parts``: each part's ``Index``,
+    ``Status`` and ``Progress`` (our additions)."""
     run = services.runs.get(task.task_id) or TaskRun(task.task_id, "", "", "")
-    return task_info(task, run)
+    info = task_info(task, run)
+    parts = task_parts(services, task)
+    if parts:
+        info["Parts"] = parts
+    return info
+
+
+def task_parts(services: Services, task: TaskRecord) -> list[dict[str, Any]]:
+    """The parts of a split task, in order ([] for any other task). Their TaskIDs follow
+    from the task's (``parts.part_task_id``): they are looked up one by one until one is
+    missing (a task that was never split costs one lookup)."""
+    if task.task_type not in SPLIT_TYPES or task.status is TaskStatus.INIT:
+        return []
+    found = []
+    for index in range(MAX_PARTS):
+        part = services.tasks.get(part_task_id(task.task_id, index))
+        if part is None or part.parent_id != task.task_id:
+            break
+        done = part.status is TaskStatus.SUCC
+        found.append(
+            {
+                "Index": index,
+                "Status": part.status.value,
+                "Progress": 100 if done else part.progress,
+            }
+        )
+    return found
 
 
 def get_task_by_task_id(services: Services, user: User, params: p.Params) -> dict[str, Any]:

@@ -6,6 +6,11 @@ One run: probe the source (through the sandbox) → plan the ffmpeg commands
 upload it with DstAcl and its content type (``worker.outputs``). The callback item is
 ``{"dstpath": key, "segmentlisttype": "", "outMediainfo": <JSON text>}`` (spec §5.4 b).
 
+A long output may instead be made in parts by several workers (``worker/split.py``, given
+to the executor as ``split`` by processes that run tasks): the plan is checked as for a
+single pass, then the split transcoder makes the output file, which is described and
+uploaded the same way.
+
 Failures (spec §6.2; ``docs/error-codes.md`` lists them for users):
 
 ==============================================  ==========================================
@@ -28,20 +33,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openkvs.config import Settings
 from openkvs.engine.outinfo import describe_output, outinfo_text
 from openkvs.engine.probe import probe
 from openkvs.engine.runner import Limits, run_commands
-from openkvs.engine.sandbox import source_input
-from openkvs.engine.transcode import command_text, facts_from_probe, plan_transcode
+from openkvs.engine.sandbox import SourceInput, source_input
+from openkvs.engine.transcode import (
+    TranscodePlan,
+    command_text,
+    facts_from_probe,
+    plan_transcode,
+)
 from openkvs.errors import TaskError
 from openkvs.presets.avtrans import AvtransOptions, AvtransSpec
 from openkvs.presets.codec import load
 from openkvs.storage.base import ObjectStorage
 from openkvs.worker.job import Job, Phase
 from openkvs.worker.outputs import OutputFile, require_bucket, upload
+
+if TYPE_CHECKING:
+    from openkvs.worker.split import SplitTranscoder
 
 #: ffprobe reads headers and a few packets; a minute covers slow remote storage.
 PROBE_TIMEOUT = 60.0
@@ -52,8 +65,15 @@ DESCRIBE_TIMEOUT = 600.0
 class AvtransExecutor:
     """``avtrans`` tasks (also the legacy ``avop`` and ``avm3u8`` preset types)."""
 
-    def __init__(self, settings: Settings, storage: ObjectStorage) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: ObjectStorage,
+        *,
+        split: SplitTranscoder | None = None,
+    ) -> None:
         self._storage = storage
+        self._split = split
         self._threads = settings.ffmpeg_threads
         self._limits = Limits(
             max_rss_mb=settings.ffmpeg_max_rss_mb, max_output_mb=settings.max_output_mb
@@ -76,29 +96,42 @@ class AvtransExecutor:
                 scratch=str(job.scratch),
                 threads=self._threads,
             )
-            job.record_command(command_text(shown(plan.commands, opened.url, source.location)))
-            try:
-                run_commands(
-                    plan.commands,
-                    duration=plan.duration,
-                    deadline=job.deadline,
-                    cancel=job.cancel,
-                    on_progress=lambda percent: job.report(Phase.TRANSCODING, percent),
-                    folder=job.scratch,
-                    limits=self._limits,
-                )
-            except TaskError as exc:
-                explained = opened.explain(exc)
-                explained.log = exc.log.replace(opened.url, source.location)
-                raise explained from exc
+            stitched = None
+            if self._split is not None:
+                stitched = self._split.transcode(job, spec, options, found, facts, opened)
+            if stitched is None:
+                self._single(job, plan, opened)
+            else:
+                plan = stitched.plan
         job.check()
         info = describe_output(
             plan.output, timeout=min(DESCRIBE_TIMEOUT, job.remaining()), cancel=job.cancel
         )
         upload(job, [OutputFile(Path(plan.output), destination.key, plan.content_type)])
+        if stitched is not None and self._split is not None:
+            self._split.discard(stitched.bucket, stitched.keys)
         return [
             {"dstpath": destination.key, "segmentlisttype": "", "outMediainfo": outinfo_text(info)}
         ]
+
+    def _single(self, job: Job, plan: TranscodePlan, opened: SourceInput) -> None:
+        """Run the single-pass plan."""
+        location = job.source.location
+        job.record_command(command_text(shown(plan.commands, opened.url, location)))
+        try:
+            run_commands(
+                plan.commands,
+                duration=plan.duration,
+                deadline=job.deadline,
+                cancel=job.cancel,
+                on_progress=lambda percent: job.report(Phase.TRANSCODING, percent),
+                folder=job.scratch,
+                limits=self._limits,
+            )
+        except TaskError as exc:
+            explained = opened.explain(exc)
+            explained.log = exc.log.replace(opened.url, location)
+            raise explained from exc
 
 
 def shown(commands: Sequence[Sequence[str]], link: str, location: str) -> list[list[str]]:
