@@ -6,12 +6,10 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -49,7 +47,8 @@ def _settings() -> Settings:
 
 
 class _Main(click.Group):
-    """Reports a data-key failure of any command as one readable line, not a traceback."""
+    """Reports a data-key or storage failure of any command as one readable line, not a
+    traceback (every command opens the storage: an unreachable S3 store stops it here)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         # Warnings of any command (such as insecure_permissions) show their fields;
@@ -59,6 +58,8 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except SecretsError as exc:
             raise click.ClickException(f"data key: {exc}") from exc
+        except StorageError as exc:
+            raise click.ClickException(f"storage: {exc}") from exc
 
 
 @click.group(cls=_Main)
@@ -74,8 +75,17 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", default=8000, show_default=True, type=int, help="port to listen on")
-def serve(host: str, port: int) -> None:
-    """Run the API, the embedded worker pool and the callback notifier."""
+@click.option(
+    "--no-workers",
+    is_flag=True,
+    help="API only: run no tasks (`openkvs worker` processes elsewhere run them)",
+)
+def serve(host: str, port: int, no_workers: bool) -> None:
+    """Run the API, the embedded worker pool and the callback notifier.
+
+    SIGTERM or SIGINT stops it gracefully: no new connection is accepted and requests in
+    flight are answered; the pool claims no new task at once, gives running tasks
+    OPENKVS_DRAIN_SECONDS to finish and puts the others back in the queue."""
     from openkvs.api.app import create_app
     from openkvs.api.server import make_server
 
@@ -83,7 +93,7 @@ def serve(host: str, port: int) -> None:
     logs.setup(as_json=settings.log_json)
     # Bind first: a busy port fails here, before any worker starts or "serving" is printed.
     sock = _listen(host, port)
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, with_workers=not no_workers)
     others = None
     if settings.api_processes > 1:  # forked before any thread starts: see api/processes.py
         from openkvs.api.processes import fork_api_processes
@@ -93,9 +103,19 @@ def serve(host: str, port: int) -> None:
 
         others = fork_api_processes(settings.api_processes - 1, runtime, serve_api)
     server = make_server(create_app(runtime.services), host, port, settings)
+    stop_api = server.handle_exit
+
+    def handle_exit(sig: int, frame: Any) -> None:
+        runtime.drain()  # claim nothing more now, not once the last request is answered
+        stop_api(sig, frame)
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
     runtime.start()
     shown = sock.getsockname()[1]
-    click.echo(f"openkvs serving on http://{host}:{shown} (data in {settings.data_dir})", err=True)
+    what = "API only, no workers; " if no_workers else ""
+    click.echo(
+        f"openkvs serving on http://{host}:{shown} ({what}data in {settings.data_dir})", err=True
+    )
     try:
         server.run(sockets=[sock])
     finally:
@@ -123,22 +143,6 @@ def _listen(host: str, port: int) -> socket.socket:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     sock.set_inheritable(True)
     return sock
-
-
-@main.command()
-def worker() -> None:
-    """Run only a worker pool and notifier (scale-out: share the database and storage)."""
-    settings = _settings()
-    logs.setup(as_json=settings.log_json)
-    runtime = build_runtime(settings)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    runtime.start()
-    click.echo(f"openkvs worker running {settings.workers} workers", err=True)
-    while not stop.wait(1.0):
-        pass
-    runtime.stop()
 
 
 @main.group()
@@ -219,7 +223,7 @@ def _utc(seconds: float) -> str:
 
 @main.group()
 def bucket() -> None:
-    """Buckets of the local storage, their owners and grants.
+    """Buckets of the storage (local folders or S3 buckets), their owners and grants.
 
     A bucket belongs to one user: its tasks may read sources from it and write outputs
     into it. Other users may only with a grant (read-only: sources; read-write: outputs
@@ -252,7 +256,10 @@ def bucket_create(name: str, user: str) -> None:
         engine.dispose()
     if record.owner_id != owner.id:
         raise click.ClickException(f"bucket {name} already exists and belongs to {record.owner}")
-    services.storage.create_bucket(name)
+    try:  # with S3: the bucket <prefix><name>, created or, when it exists, adopted
+        services.storage.create_bucket(name)
+    except StorageError as exc:
+        raise click.ClickException(f"cannot create bucket {name}: {exc}") from exc
     click.echo(name)
 
 
@@ -265,7 +272,11 @@ def bucket_list() -> None:
         records = {b.name: b for b in services.buckets.records()}
     finally:
         engine.dispose()
-    for name in services.storage.list_buckets():
+    try:
+        names = services.storage.list_buckets()
+    except StorageError as exc:
+        raise click.ClickException(f"cannot list buckets: {exc}") from exc
+    for name in names:
         found = records.get(name)
         if found is None:  # a folder whose name cannot be a bucket: nobody may use it
             click.echo(f"{name}\t-")
@@ -489,6 +500,9 @@ def doctor() -> None:
     report("data folder", True, str(settings.data_dir))
     _doctor_key(settings, report)
     _doctor_database(settings, report)
+    if settings.storage == "s3":
+        _doctor_s3(settings, report)
+        sys.exit(0 if ok else 1)
     buckets = settings.buckets_dir
     if buckets.is_dir():
         count = sum(1 for p in buckets.iterdir() if p.is_dir() and p.name != ".meta")
@@ -497,6 +511,19 @@ def doctor() -> None:
     else:
         report("storage", True, f"local, {buckets} (no bucket yet)")
     sys.exit(0 if ok else 1)
+
+
+def _doctor_s3(settings: Settings, report: Callable[[str, bool, str], None]) -> None:
+    """Whether the S3 store answers with these credentials: its buckets are listed."""
+    from openkvs.storage.factory import describe_storage, open_storage
+
+    where = describe_storage(settings)
+    try:
+        count = len(open_storage(settings).list_buckets())
+    except StorageError as exc:
+        report("storage", False, f"{where}: {type(exc).__name__}: {exc}")
+        return
+    report("storage", True, f"{where} ({count} buckets)")
 
 
 def _doctor_encoders(report: Callable[[str, bool, str], None]) -> None:
@@ -588,9 +615,12 @@ def show_config() -> None:
 
 def _register_people_commands() -> None:
     from openkvs.cli_tasks import preset, task
+    from openkvs.cli_workers import worker, workers
 
     main.add_command(task)
     main.add_command(preset)
+    main.add_command(worker)
+    main.add_command(workers)
 
 
 _register_people_commands()

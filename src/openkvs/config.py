@@ -9,6 +9,7 @@ never read ``os.environ`` themselves; ``openkvs config`` prints the table below.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -21,8 +22,17 @@ class ConfigError(ValueError):
     """A setting has a value that cannot be used."""
 
 
-def _setting(default: Any, description: str, *, parse: Callable[[str], Any] | None = None) -> Any:
-    return field(default=default, metadata={"description": description, "parse": parse})
+def _setting(
+    default: Any,
+    description: str,
+    *,
+    parse: Callable[[str], Any] | None = None,
+    secret: bool = False,
+) -> Any:
+    """A setting; a ``secret`` one is left out of the settings' ``repr`` (logs, tracebacks)."""
+    return field(
+        default=default, repr=not secret, metadata={"description": description, "parse": parse}
+    )
 
 
 def _positive_int(raw: str) -> int:
@@ -84,6 +94,15 @@ def _networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
         raise ValueError(f"needs CIDR ranges such as 10.0.0.0/8: {exc}") from exc
 
 
+def _pipeline_names(raw: str) -> tuple[str, ...]:
+    """Comma-separated pipeline names (1-64 of ``A-Z a-z 0-9 _ -`` each), sorted."""
+    names = {p.strip() for p in raw.split(",") if p.strip()}
+    bad = sorted(n for n in names if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", n))
+    if bad:
+        raise ValueError(f"pipeline names are 1-64 of A-Z a-z 0-9 _ -, not {', '.join(bad)}")
+    return tuple(sorted(names))
+
+
 def _bool(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -91,6 +110,24 @@ def _bool(raw: str) -> bool:
     if lowered in {"0", "false", "no", "off", ""}:
         return False
     raise ValueError("must be true or false")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _bucket_prefix(raw: str) -> str:
+    """What S3 bucket names start with: lower-case letters, digits, ``-`` and ``.``."""
+    value = raw.strip()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{0,39}", value) and value:
+        raise ValueError("must be 1-40 of a-z 0-9 . - starting with a letter or digit")
+    return value
 
 
 @dataclass(frozen=True)
@@ -144,6 +181,23 @@ class Settings:
         "how often an idle worker looks for tasks queued by other processes",
         parse=_positive_float,
     )
+    worker_pipelines: tuple[str, ...] = _setting(
+        (),
+        "pipeline names whose tasks the workers take, of every user (comma-separated; empty: all)",
+        parse=_pipeline_names,
+    )
+    drain_seconds: float = _setting(
+        10.0,
+        "seconds a stopping worker pool (SIGTERM) lets running tasks finish before it "
+        "puts them back in the queue",
+        parse=_non_negative_float,
+    )
+    heartbeat_seconds: float = _setting(
+        10.0,
+        "seconds between a worker's registry heartbeats; `openkvs workers` shows it lost "
+        "after 3 missed (and at least lease_seconds)",
+        parse=_positive_float,
+    )
     api_processes: int = _setting(
         1,
         "processes of `serve` answering API requests on its port (workers run in the first)",
@@ -185,6 +239,17 @@ class Settings:
         "(0: no limit)",
         parse=_non_negative_int,
     )
+    split_min_seconds: float = _setting(
+        600.0,
+        "an avtrans output at least this long is encoded in chunks that any worker may run "
+        "(split-and-stitch; 0: never split)",
+        parse=_non_negative_float,
+    )
+    split_chunk_seconds: float = _setting(
+        60.0,
+        "the length a split transcode's chunks aim at (cut at the source's keyframes)",
+        parse=_positive_float,
+    )
     pipeline_quota: int = _setting(
         10,
         "default Quota of a pipeline: a user's tasks of it running at once",
@@ -223,6 +288,52 @@ class Settings:
         "",
         "public base URL of this service (e.g. https://media.example.org), for full object URLs",
         parse=_base_url,
+    )
+    storage: str = _setting(
+        "local",
+        "where buckets live: local (folders under <data_dir>/buckets) or s3 (an "
+        "S3-compatible store, the s3_* settings)",
+        parse=_choice("local", "s3"),
+    )
+    s3_endpoint_url: str = _setting(
+        "", "S3 endpoint (e.g. http://minio:9000); empty: AWS S3 of s3_region", parse=_base_url
+    )
+    s3_public_endpoint_url: str = _setting(
+        "",
+        "S3 endpoint that clients reach, for the presigned URLs /objects redirects to "
+        "(empty: s3_endpoint_url)",
+        parse=_base_url,
+    )
+    s3_region: str = _setting("us-east-1", "region S3 requests are signed for")
+    s3_access_key_id: str = _setting(
+        "", "S3 access key id; empty: boto3's own chain (AWS_* variables, instance role)"
+    )
+    s3_secret_access_key: str = _setting("", "S3 secret access key (never printed)", secret=True)
+    s3_addressing_style: str = _setting(
+        "path",
+        "path (endpoint/bucket/key: MinIO, Ceph, Garage) or virtual (bucket.endpoint/key: "
+        "AWS, KS3)",
+        parse=_choice("path", "virtual"),
+    )
+    s3_bucket_prefix: str = _setting(
+        "", "S3 bucket names are this plus the openkvs bucket name", parse=_bucket_prefix
+    )
+    s3_multipart_mb: int = _setting(
+        64,
+        "MiB from which an output goes up as a multipart upload, in parts of this size "
+        "(at least 5)",
+        parse=_positive_int,
+    )
+    s3_acl: bool = _setting(
+        True,
+        "send DstAcl as x-amz-acl (false for stores without ACLs: AWS buckets with ACLs "
+        "disabled, Garage)",
+        parse=_bool,
+    )
+    s3_timeout: float = _setting(
+        30.0,
+        "seconds one S3 request may wait for the next bytes of an answer (to connect: at most 10)",
+        parse=_positive_float,
     )
 
     @property
@@ -269,6 +380,13 @@ def describe() -> list[tuple[str, str, str]]:
     return rows
 
 
+def parse(name: str, raw: str) -> Any:
+    """The value of setting ``name`` given as text, read as its variable is (a command-line
+    option that stands for a setting); ``ValueError`` when it is bad."""
+    [found] = [f for f in fields(Settings) if f.name == name]
+    return (found.metadata["parse"] or str)(raw)
+
+
 def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Settings from the environment (``os.environ`` by default), then ``overrides``."""
     env = os.environ if environ is None else environ
@@ -283,4 +401,10 @@ def load(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings
         except ValueError as exc:
             raise ConfigError(f"{env_name(f.name)}={raw!r}: {exc}") from exc
     settings = replace(Settings(), **values)
-    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    if bool(settings.s3_access_key_id) != bool(settings.s3_secret_access_key):
+        raise ConfigError(
+            f"{env_name('s3_access_key_id')} and {env_name('s3_secret_access_key')} "
+            "go together: set both, or neither (boto3's own credentials)"
+        )
+    return settings

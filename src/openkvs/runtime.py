@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
@@ -16,8 +15,8 @@ from openkvs.notify.policy import AddressPolicy
 from openkvs.notify.retry import RetryPolicy
 from openkvs.notify.sender import HttpSender
 from openkvs.service.context import Services
+from openkvs.storage.factory import open_storage
 from openkvs.storage.keys import validate_bucket
-from openkvs.storage.local import LocalStorage
 from openkvs.store.buckets import DEFAULT_USER, BucketStore
 from openkvs.store.counters import CallCounter
 from openkvs.store.database import open_engine
@@ -25,10 +24,13 @@ from openkvs.store.outbox import OutboxStore
 from openkvs.store.permissions import private_dir
 from openkvs.store.pipelines import PipelineStore
 from openkvs.store.presets import PresetStore
+from openkvs.store.queue import PipelineRules
 from openkvs.store.runs import RunStore
 from openkvs.store.secrets import Sealer, SecretsError, load_key
 from openkvs.store.tasks import TaskStore
 from openkvs.store.users import UserStore, sealed_secrets_exist
+from openkvs.store.wakeups import TaskWakeups
+from openkvs.store.workers import WorkerRegistry
 from openkvs.worker.pool import PoolSettings, WorkerPool
 from openkvs.worker.progress_callbacks import ProgressCallbacks
 
@@ -51,7 +53,7 @@ def open_services(settings: Settings) -> tuple[Services, Engine]:
         users=users,
         tasks=TaskStore(engine),
         outbox=OutboxStore(engine),
-        storage=LocalStorage(settings.buckets_dir),
+        storage=open_storage(settings),
         presets=PresetStore(engine),
         pipelines=PipelineStore(engine),
         counter=CallCounter(engine),
@@ -125,13 +127,24 @@ class Runtime:
     pool: WorkerPool | None
     notifier: Notifier
     progress: ProgressCallbacks | None = None  # the pool's progress callbacks
+    wakeups: TaskWakeups | None = None  # PostgreSQL NOTIFY → the pool's wake()
 
     def start(self) -> None:
         self.notifier.start()
         if self.pool is not None:
             self.pool.start()
+        if self.wakeups is not None:
+            self.wakeups.start()
+
+    def drain(self) -> None:
+        """Stop claiming tasks at once (SIGTERM); :meth:`stop` then waits for them.
+        Returns at once: safe in a signal handler."""
+        if self.pool is not None:
+            self.pool.drain()
 
     def stop(self) -> None:
+        if self.wakeups is not None:
+            self.wakeups.stop()
         if self.pool is not None:
             self.pool.stop()
         if self.progress is not None:
@@ -142,6 +155,10 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
+    """The stores, a callback notifier and (``with_workers``) a worker pool registered in
+    the worker registry. Without workers (``serve --no-workers``) the process still
+    delivers callbacks: every process's notifier takes due callbacks from the shared
+    outbox under a lease, so each attempt is made by one of them."""
     services, engine = open_services(settings)
     notifier = Notifier(
         services.outbox,
@@ -159,10 +176,10 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
     )
     pool = None
     progress = None
+    wakeups = None
     if with_workers:
         # The engine (NumPy, ffmpeg) is loaded only by processes that run tasks.
         from openkvs.engine.sandbox import sweep_stale_folders
-        from openkvs.service.pipelines import blocked
         from openkvs.worker.executor import Executor
         from openkvs.worker.job import JobMaker, sweep_scratch
 
@@ -183,6 +200,10 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
             kind.name: kind.executor_class()(settings, services.storage)
             for kind in kinds.with_executors()
         }
+        # avtrans splits long outputs into parts that any worker runs (worker/split.py).
+        from openkvs.worker.split import split_executors
+
+        executors.update(split_executors(settings, services.storage, services.tasks, services.runs))
         pool = WorkerPool(
             services.tasks,
             executors,
@@ -191,15 +212,18 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
                 lease_seconds=settings.lease_seconds,
                 max_attempts=settings.max_attempts,
                 poll_seconds=settings.poll_seconds,
+                grace_seconds=settings.drain_seconds,
+                pipelines=frozenset(settings.worker_pipelines) or None,
+                heartbeat_seconds=settings.heartbeat_seconds,
             ),
             on_finished=notifier.wake,
             jobs=JobMaker(services.storage, settings.scratch_dir, settings.task_timeout),
             runs=services.runs,
             sinks=progress.sink,
-            blocked=lambda stored, running: blocked(
-                stored, running, time.time(), settings.pipeline_quota
-            ),
+            registry=WorkerRegistry(engine),
+            blocked=PipelineRules(default_quota=settings.pipeline_quota),
         )
+        wakeups = TaskWakeups(engine.url, pool.wake)
         services = replace(
             services,
             task_queued=pool.wake,
@@ -207,5 +231,10 @@ def build_runtime(settings: Settings, *, with_workers: bool = True) -> Runtime:
             executable_types=frozenset(executors),
         )
     return Runtime(
-        services=services, engine=engine, pool=pool, notifier=notifier, progress=progress
+        services=services,
+        engine=engine,
+        pool=pool,
+        notifier=notifier,
+        progress=progress,
+        wakeups=wakeups,
     )

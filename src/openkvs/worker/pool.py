@@ -4,8 +4,13 @@ Each worker thread loops: claim the next task (with a lease) → run its executo
 it (status, and the callback into the outbox, in one transaction). A maintenance thread
 renews the leases of running tasks (and learns of cancellations through the same write),
 and takes back tasks whose worker died: requeued while attempts remain, else failed with
-2057. On shutdown, running tasks get ``grace`` seconds to finish and are then released to
-the queue, not failed.
+2057. On shutdown (SIGTERM), the pool drains: it claims nothing more, running tasks get
+``grace`` seconds to finish and are then released to the queue, not failed; the lease
+keeper goes on renewing their leases meanwhile.
+
+With a registry, the pool keeps its row in the worker registry (``worker/registry.py``):
+written at start, renewed by the lease keeper (with the running TaskIDs, and ``draining``
+once it drains), deleted on a clean stop.
 
 A worker's death is noticed in two ways. Anywhere: its lease runs out. On its own machine,
 sooner: the lease owner names the process (:mod:`openkvs.worker.owner`), so a pool looks,
@@ -14,6 +19,12 @@ of this machine that has exited, and takes them back at once, the same way (atte
 counted, a pending delete honoured with 2005, too many attempts → 2057). A restarted
 ``serve`` thus resumes its crashed predecessor's tasks right away; tasks held by other
 machines still wait for their leases.
+
+Through a database outage (``store/outage.py``) the pool waits instead of failing: claims
+pause and retry, running tasks go on although their leases cannot be renewed, a finished
+task's end is kept and written once the database is back (``worker/retry.py``), and for one
+lease time after the outage no expired lease is taken back, so that live holders renew
+first. One ``database_unavailable`` warning, no traceback.
 """
 
 from __future__ import annotations
@@ -26,16 +37,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from openkvs import kinds
+from openkvs import __version__, kinds
 from openkvs.errors import TaskError
 from openkvs.model import TaskRecord, TaskStatus
 from openkvs.notify.bodies import completion_body
+from openkvs.store.outage import OutageWatch
 from openkvs.store.runs import RunStore
 from openkvs.store.tasks import Blocker, TaskStore
+from openkvs.store.workers import WorkerRecord, WorkerRegistry, WorkerState
 from openkvs.worker.executor import Executor
 from openkvs.worker.job import JobMaker, Phase, ProgressSink
 from openkvs.worker.owner import ProcessIdentity, owner_gone
 from openkvs.worker.progress_callbacks import progress_target
+from openkvs.worker.registry import Membership
+from openkvs.worker.retry import GaveUp, until_written
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +133,10 @@ class PoolSettings:
     lease_seconds: float
     max_attempts: int
     poll_seconds: float = 1.0
-    grace_seconds: float = 10.0
+    grace_seconds: float = 10.0  # how long a stopping pool lets running tasks finish
     sweep_seconds: float = 10.0  # how often to look for tasks of exited local processes
+    pipelines: frozenset[str] | None = None  # take tasks of these pipeline names only
+    heartbeat_seconds: float = 10.0  # how often the registry row is renewed at least
 
 
 class WorkerPool:
@@ -134,6 +151,7 @@ class WorkerPool:
         jobs: JobMaker,
         runs: RunStore | None = None,
         sinks: SinkFactory | None = None,
+        registry: WorkerRegistry | None = None,
     ) -> None:
         self._tasks = tasks
         self._jobs_maker = jobs
@@ -145,24 +163,66 @@ class WorkerPool:
         self._on_finished = on_finished or (lambda: None)
         self._blocked = blocked
         self._wake = _Wakeup(settings.workers)
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # set: claim nothing more (draining)
+        self._halt = threading.Event()  # set: the lease keeper ends (after the drain)
         self._jobs: dict[str, _Job] = {}
+        self._finishing: set[str] = set()  # tasks whose end is being written (worker/retry.py)
+        self._db = OutageWatch("workers")  # a database outage: warned once, waited out
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._me = ProcessIdentity.current()
         self._nonce = uuid.uuid4().hex[:6]
+        self._keeper: threading.Thread | None = None
+        self._membership = (
+            None
+            if registry is None
+            else Membership(
+                registry,
+                self._registration(),
+                settings.heartbeat_seconds,
+                quiet=lambda exc: self._db.failed(exc),
+            )
+        )
+
+    @property
+    def worker_id(self) -> str:
+        """This pool's id in the worker registry: what its lease owners start with."""
+        return self._me.owner(self._nonce, "")[:-1]
+
+    def _registration(self) -> WorkerRecord:
+        return WorkerRecord(
+            id=self.worker_id,
+            host=self._me.host,
+            pid=self._me.pid,
+            pipelines=tuple(sorted(self._settings.pipelines or ())),
+            task_types=tuple(sorted(self._types)),
+            concurrency=self._settings.workers,
+            version=__version__,
+            state=WorkerState.ALIVE,
+            running=(),
+            started_at=0.0,  # set by Membership.join
+            heartbeat_at=0.0,
+        )
 
     # -- life cycle -------------------------------------------------------------------
     def start(self) -> None:
-        """Take back the tasks of this machine's exited processes (a crashed predecessor),
-        then start the workers and the lease keeper."""
+        """Register, take back the tasks of this machine's exited processes (a crashed
+        predecessor), then start the workers and the lease keeper."""
+        if self._membership is not None:
+            try:
+                self._membership.join(time.time())
+            except Exception as exc:  # the lease keeper registers at its first turn
+                if not self._db.failed(exc):
+                    log.exception("worker_heartbeat_failed")
         try:
             self._take_back_orphans()
-        except Exception:
-            log.exception("lease_keeping_failed")
+        except Exception as exc:
+            if not self._db.failed(exc):
+                log.exception("lease_keeping_failed")
         for n in range(self._settings.workers):
             self._spawn(self._work, f"worker-{n}")
-        self._spawn(self._maintain, "lease-keeper")
+        self._keeper = threading.Thread(target=self._maintain, name="lease-keeper", daemon=True)
+        self._keeper.start()
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -173,13 +233,19 @@ class WorkerPool:
         """A task was queued: an idle worker looks now instead of at its next poll."""
         self._wake.set()
 
-    def stop(self) -> None:
-        """Claim nothing more; let running tasks finish for ``grace`` seconds, then
-        release them back to the queue."""
+    def drain(self) -> None:
+        """Claim nothing more (the registry row says ``draining`` within a second).
+        Returns at once: safe in a signal handler; :meth:`stop` waits for the tasks."""
         self._stop.set()
         self._wake.set(everyone=True)
-        deadline = time.time() + self._settings.grace_seconds
-        while self.running() and time.time() < deadline:
+
+    def stop(self) -> None:
+        """Drain: claim nothing more, let running tasks finish for ``grace`` seconds while
+        their leases are renewed, then release the others back to the queue (not failed);
+        unregister."""
+        self.drain()
+        deadline = time.monotonic() + self._settings.grace_seconds
+        while self._held() and time.monotonic() < deadline:
             time.sleep(0.05)
         with self._lock:
             for job in self._jobs.values():
@@ -187,6 +253,11 @@ class WorkerPool:
                 job.cancel.set()
         for thread in self._threads:
             thread.join(timeout=15)
+        self._halt.set()
+        if self._keeper is not None:
+            self._keeper.join(timeout=15)
+        if self._membership is not None:
+            self._membership.leave()
 
     def cancel(self, task_id: str) -> None:
         """Stop a task this pool runs (DelTaskByTaskID through this process's API)."""
@@ -200,6 +271,12 @@ class WorkerPool:
         with self._lock:
             return len(self._jobs)
 
+    def _held(self) -> list[str]:
+        """The TaskIDs this pool holds: running, or ended and being finished (the last
+        progress callback, the end being written)."""
+        with self._lock:
+            return sorted(set(self._jobs) | self._finishing)
+
     # -- workers ----------------------------------------------------------------------
     def _work(self) -> None:
         owner = self._me.owner(self._nonce, threading.current_thread().name)
@@ -207,9 +284,17 @@ class WorkerPool:
             started = time.monotonic()
             try:
                 task = self._tasks.claim(
-                    owner, time.time(), self._settings.lease_seconds, self._blocked, self._types
+                    owner,
+                    time.time(),
+                    self._settings.lease_seconds,
+                    self._blocked,
+                    self._types,
+                    pipelines=self._settings.pipelines,
                 )
-            except Exception:
+            except Exception as exc:
+                if self._db.failed(exc):  # an outage: warned once; look again after a pause
+                    self._stop.wait(self._db.pause())
+                    continue
                 log.exception("claim_failed")
                 task = None
             if task is None:
@@ -256,21 +341,59 @@ class WorkerPool:
         finally:
             with self._lock:
                 self._jobs.pop(task.task_id, None)
+                self._finishing.add(task.task_id)  # until its end is written: see _recover
             if job.sink is not None:
                 try:
                     job.sink.close()  # the last progress callback goes before the completion
                 except Exception:
                     log.exception("progress_sink_failed", extra={"task_id": task.task_id})
+        try:
+            self._conclude(job, code, items)
+        finally:
+            with self._lock:
+                self._finishing.discard(task.task_id)
+
+    def _conclude(self, job: _Job, code: int, items: list[dict[str, Any]] | None) -> None:
+        """Write the end of a task whose work is over. Through a database outage the result
+        is kept and the write tried again (``worker/retry.py``): it is never dropped while
+        this pool runs, and never written once another worker has taken the task back."""
+        task = job.task
         if job.reason == "lost":
             log.warning("task_lease_lost", extra={"task_id": task.task_id})
             return
         if job.reason == "shutdown" and code != 0:
-            self._tasks.release(task.task_id, job.owner, time.time(), count_attempt=False)
+            try:
+                self._tasks.release(task.task_id, job.owner, time.time(), count_attempt=False)
+            except Exception as exc:
+                if not self._db.failed(exc):
+                    raise
+                # Still held under our lease: it is taken back once the lease runs out.
+                log.warning("task_release_failed", extra={"task_id": task.task_id})
+                return
             log.info("task_released", extra={"task_id": task.task_id})
             return
         if job.reason == "user":
             code, items = 2005, None
-        self._finish(task, job.owner, code, items)
+        try:
+            done, retries = until_written(
+                lambda: self._finish(task, job.owner, code, items),
+                watch=self._db,
+                stop=self._stop,
+                grace=self._settings.grace_seconds,
+                task_id=task.task_id,
+                what="finish",
+            )
+        except GaveUp:
+            # Not written: the task is run again once its lease runs out.
+            log.warning("task_result_dropped", extra={"task_id": task.task_id, "errnum": code})
+            return
+        except Exception:  # not an outage: the task is taken back when its lease runs out
+            log.exception("task_finish_failed", extra={"task_id": task.task_id})
+            return
+        if retries and not done:
+            # An earlier try was committed before its answer was lost, or the task was
+            # taken back meanwhile: either way it ended once, and not by this write.
+            log.info("task_finish_settled", extra={"task_id": task.task_id})
 
     def _finish(
         self,
@@ -280,7 +403,9 @@ class WorkerPool:
         items: list[dict[str, Any]] | None,
         *,
         expired_before: float | None = None,
-    ) -> None:
+    ) -> bool:
+        """End ``task`` held by ``owner`` (its status and callback); False when ``owner``
+        no longer holds it."""
         cb_url = task.request.get("CbUrl", "")
         body = completion_body(
             task_id=task.task_id,
@@ -305,6 +430,7 @@ class WorkerPool:
         if done:
             log.info("task_finished", extra={"task_id": task.task_id, "errnum": code})
             self._on_finished()
+        return done
 
     def _report(self, job: _Job, phase: Phase, percent: float) -> None:
         """An executor's progress: kept for the next lease renewal (which writes it), the
@@ -314,41 +440,51 @@ class WorkerPool:
         if not changed and value <= job.progress:
             return
         job.phase, job.progress = phase, value
-        if changed and self._runs is not None:
+        if changed and self._runs is not None and not self._db.down:  # not worth a wait
             try:
                 self._runs.set_phase(job.task.task_id, phase.value, time.time())
-            except Exception:
-                log.exception("progress_write_failed", extra={"task_id": job.task.task_id})
+            except Exception as exc:
+                if not self._db.failed(exc):  # an outage: the phase is not shown, the task goes on
+                    log.exception("progress_write_failed", extra={"task_id": job.task.task_id})
         if job.sink is not None:
             job.sink.update(phase, value)
 
     def _record(self, task_id: str, command: str) -> None:
         log.info("task_command", extra={"task_id": task_id, "command": command})
-        if self._runs is not None:
-            self._runs.set_command(task_id, command, time.time())
+        if self._runs is not None and not self._db.down:  # an outage: not worth a wait
+            try:
+                self._runs.set_command(task_id, command, time.time())
+            except Exception as exc:
+                if not self._db.failed(exc):  # an outage: not kept, but logged above
+                    raise
 
     def _keep_log(self, task_id: str, text: str) -> None:
-        if self._runs is not None and text:
+        if self._runs is not None and text and not self._db.down:
             try:
                 self._runs.set_log(task_id, text, time.time())
-            except Exception:
-                log.exception("progress_write_failed", extra={"task_id": task_id})
+            except Exception as exc:
+                if not self._db.failed(exc):
+                    log.exception("progress_write_failed", extra={"task_id": task_id})
 
     # -- leases -----------------------------------------------------------------------
     def _maintain(self) -> None:
         # Renewal doubles as the cancellation check for tasks deleted through another
-        # process, so it runs at least every second.
+        # process, so it runs at least every second. It goes on while the pool drains.
         interval = max(0.2, min(self._settings.lease_seconds / 3, 1.0))
         next_sweep = time.monotonic() + self._settings.sweep_seconds
-        while not self._stop.wait(interval):
+        while not self._halt.wait(interval):
+            if self._membership is not None:
+                self._membership.beat(time.time(), self._held(), draining=self._stop.is_set())
             try:
                 self._renew()
                 self._recover()
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + self._settings.sweep_seconds
                     self._take_back_orphans()
-            except Exception:
-                log.exception("lease_keeping_failed")
+                self._db.ok()  # _recover reads the database at every turn
+            except Exception as exc:
+                if not self._db.failed(exc):  # an outage: warned once, tried again next turn
+                    log.exception("lease_keeping_failed")
 
     def _renew(self) -> None:
         with self._lock:
@@ -371,8 +507,16 @@ class WorkerPool:
 
     def _recover(self) -> None:
         now = time.time()
-        for task in self._tasks.expired(now):
-            self._take_back(task, now, expired_before=now, reason="lease_expired")
+        expired = self._tasks.expired(now)
+        if self._db.down or self._db.back_within(self._settings.lease_seconds):
+            # After a database outage every lease looks run out: their holders get one
+            # lease time to renew them (or to write their ends) before any is taken back.
+            return
+        for task in expired:
+            with self._lock:  # ours and alive (running, or its end being written): kept
+                ours = task.task_id in self._jobs or task.task_id in self._finishing
+            if not ours:
+                self._take_back(task, now, expired_before=now, reason="lease_expired")
 
     def _take_back_orphans(self) -> None:
         """Take back, without waiting for their leases, the running tasks held by processes
