@@ -50,7 +50,7 @@ from openkvs.errors import TaskError
 from openkvs.presets.avtrans import AvtransOptions, AvtransSpec
 from openkvs.presets.codec import load
 from openkvs.storage.base import ObjectStorage
-from openkvs.worker.job import Job, Phase
+from openkvs.worker.job import Job, Phase, ffmpeg_limits
 from openkvs.worker.outputs import OutputFile, require_bucket, upload
 
 if TYPE_CHECKING:
@@ -75,9 +75,7 @@ class AvtransExecutor:
         self._storage = storage
         self._split = split
         self._threads = settings.ffmpeg_threads
-        self._limits = Limits(
-            max_rss_mb=settings.ffmpeg_max_rss_mb, max_output_mb=settings.max_output_mb
-        )
+        self._limits = ffmpeg_limits(settings)
 
     def run(self, job: Job) -> list[dict[str, Any]]:
         spec: AvtransSpec = job.spec
@@ -116,22 +114,29 @@ class AvtransExecutor:
 
     def _single(self, job: Job, plan: TranscodePlan, opened: SourceInput) -> None:
         """Run the single-pass plan."""
-        location = job.source.location
-        job.record_command(command_text(shown(plan.commands, opened.url, location)))
-        try:
-            run_commands(
-                plan.commands,
-                duration=plan.duration,
-                deadline=job.deadline,
-                cancel=job.cancel,
-                on_progress=lambda percent: job.report(Phase.TRANSCODING, percent),
-                folder=job.scratch,
-                limits=self._limits,
-            )
-        except TaskError as exc:
-            explained = opened.explain(exc)
-            explained.log = exc.log.replace(opened.url, location)
-            raise explained from exc
+        run_plan(job, plan, opened, self._limits)
+
+
+def run_plan(job: Job, plan: TranscodePlan, opened: SourceInput, limits: Limits) -> None:
+    """Record and run ``plan``'s commands on the job's source (opened as ``opened``),
+    reporting transcoding progress; a failure names the source by its storage location,
+    never by the sandbox link or URL ffmpeg was given."""
+    location = job.source.location
+    job.record_command(command_text(shown(plan.commands, opened.url, location)))
+    try:
+        run_commands(
+            plan.commands,
+            duration=plan.duration,
+            deadline=job.deadline,
+            cancel=job.cancel,
+            on_progress=lambda percent: job.report(Phase.TRANSCODING, percent),
+            folder=job.scratch,
+            limits=limits,
+        )
+    except TaskError as exc:
+        explained = opened.explain(exc)
+        explained.log = exc.log.replace(opened.url, location)
+        raise explained from exc
 
 
 def shown(commands: Sequence[Sequence[str]], link: str, location: str) -> list[list[str]]:

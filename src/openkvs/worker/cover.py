@@ -13,9 +13,9 @@ from openkvs.engine.snapshot import EXTENSIONS, command_line, output_size, take_
 from openkvs.engine.snapshot import run as run_ffmpeg
 from openkvs.presets.image import ImageSize
 from openkvs.storage.base import ObjectStorage
-from openkvs.worker.job import Job, Phase
+from openkvs.worker.job import Job, Phase, ffmpeg_limits
 from openkvs.worker.outputs import OutputFile, require_bucket, upload
-from openkvs.worker.snapshot import ffmpeg_limits, source_video
+from openkvs.worker.snapshot import source_video
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from openkvs.config import Settings
+from openkvs.engine.runner import Limits
 from openkvs.errors import TaskError
 from openkvs.kinds import Kind, Output
 from openkvs.model import TaskRecord
@@ -238,3 +240,9 @@ def load_spec(task: TaskRecord, kind: Kind) -> Any:
 def sweep_scratch(scratch_dir: Path) -> int:
     """Remove the scratch folders of processes that no longer exist; how many were removed."""
     return remove_orphans(scratch_dir, _SCRATCH)
+
+
+def ffmpeg_limits(settings: Settings) -> Limits:
+    """The resource limits of every ffmpeg a task runs (``OPENKVS_FFMPEG_MAX_RSS_MB``,
+    ``OPENKVS_MAX_OUTPUT_MB``)."""
+    return Limits(max_rss_mb=settings.ffmpeg_max_rss_mb, max_output_mb=settings.max_output_mb)

@@ -23,10 +23,9 @@ from typing import Any
 
 from openkvs import kinds
 from openkvs.config import Settings
-from openkvs.engine.runner import Limits, run_commands
 from openkvs.engine.sandbox import source_input
 from openkvs.engine.split import Chunk, part_plan
-from openkvs.engine.transcode import SourceFacts, command_text
+from openkvs.engine.transcode import SourceFacts
 from openkvs.errors import TASK_MESSAGES, TaskError
 from openkvs.model import TaskRecord, TaskStatus
 from openkvs.parts import PART_TYPE
@@ -36,8 +35,8 @@ from openkvs.storage.base import ObjectStorage
 from openkvs.store.outage import OutageWatch
 from openkvs.store.runs import RunStore
 from openkvs.store.tasks import TaskStore
-from openkvs.worker.avtrans import shown
-from openkvs.worker.job import Job, JobMaker, Phase
+from openkvs.worker.avtrans import run_plan
+from openkvs.worker.job import Job, JobMaker, Phase, ffmpeg_limits
 from openkvs.worker.outputs import OutputFile, upload
 from openkvs.worker.retry import GaveUp, until_written
 
@@ -62,9 +61,7 @@ class PartExecutor:
         self._storage = storage
         self._tasks = tasks
         self._threads = settings.ffmpeg_threads
-        self._limits = Limits(
-            max_rss_mb=settings.ffmpeg_max_rss_mb, max_output_mb=settings.max_output_mb
-        )
+        self._limits = ffmpeg_limits(settings)
 
     def run(self, job: Job) -> list[dict[str, Any]]:
         spec: AvtransSpec = job.spec
@@ -83,21 +80,7 @@ class PartExecutor:
                 scratch=str(job.scratch),
                 threads=self._threads,
             )
-            job.record_command(command_text(shown(plan.commands, opened.url, source.location)))
-            try:
-                run_commands(
-                    plan.commands,
-                    duration=plan.duration,
-                    deadline=job.deadline,
-                    cancel=job.cancel,
-                    on_progress=lambda percent: job.report(Phase.TRANSCODING, percent),
-                    folder=job.scratch,
-                    limits=self._limits,
-                )
-            except TaskError as exc:
-                explained = opened.explain(exc)
-                explained.log = exc.log.replace(opened.url, source.location)
-                raise explained from exc
+            run_plan(job, plan, opened, self._limits)
         job.check()
         output = Path(plan.output)
         upload(job, [OutputFile(output, job.destination.key, plan.content_type)])

@@ -25,9 +25,9 @@ from openkvs.presets.codec import load
 from openkvs.presets.image import ImageOptions, SampleSpec
 from openkvs.storage.base import ObjectStorage
 from openkvs.storage.mime import content_type_for
-from openkvs.worker.job import Job, Phase
+from openkvs.worker.job import Job, Phase, ffmpeg_limits
 from openkvs.worker.outputs import OutputFile, require_bucket, upload
-from openkvs.worker.snapshot import ffmpeg_limits, source_video
+from openkvs.worker.snapshot import source_video
 
 log = logging.getLogger(__name__)
 

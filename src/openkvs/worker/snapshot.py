@@ -1,7 +1,7 @@
 """The ``avsnapshot`` executor (spec §3.3): one image at ``ss`` written to DstObjectKey.
 
 Also the steps every image executor shares (``worker/sample.py``, ``worker/cover.py``):
-:func:`source_video` probes the source, :func:`ffmpeg_limits` reads the settings.
+:func:`source_video` probes the source.
 
 Failures: source gone since CreateTask → 2041 (when the job is made); destination bucket
 gone or a failed write → 2033; no video stream → 3155; ``ss`` at or past the end of the
@@ -15,13 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from openkvs.config import Settings
-from openkvs.engine import runner, sandbox
+from openkvs.engine import sandbox
 from openkvs.engine.probe import probe
 from openkvs.engine.snapshot import EXTENSIONS, VideoFacts, output_size, take_snapshot, video_facts
 from openkvs.presets.codec import load
 from openkvs.presets.image import ImageOptions, SnapshotSpec
 from openkvs.storage.base import ObjectStorage
-from openkvs.worker.job import Job, Phase
+from openkvs.worker.job import Job, Phase, ffmpeg_limits
 from openkvs.worker.outputs import OutputFile, require_bucket, upload
 
 #: ffprobe reads headers and a few packets; a minute covers slow remote storage.
@@ -32,12 +32,6 @@ def source_video(job: Job) -> VideoFacts:
     """The video facts of the job's source (ffprobe through the sandbox)."""
     found = probe(job.source.location, min(PROBE_TIMEOUT, job.remaining()), cancel=job.cancel)
     return video_facts(found)
-
-
-def ffmpeg_limits(settings: Settings) -> runner.Limits:
-    return runner.Limits(
-        max_rss_mb=settings.ffmpeg_max_rss_mb, max_output_mb=settings.max_output_mb
-    )
 
 
 class SnapshotExecutor:

@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 
 from openkvs.config import Settings
 from openkvs.engine import ffmpeg
-from openkvs.engine.runner import Limits, run_commands
+from openkvs.engine.runner import run_commands
 from openkvs.engine.sandbox import SourceInput
 from openkvs.engine.split import (
     CONCAT_NAME,
@@ -70,7 +70,7 @@ from openkvs.store.outage import OutageWatch
 from openkvs.store.runs import RunStore
 from openkvs.store.tasks import TaskStore
 from openkvs.worker.executor import Executor
-from openkvs.worker.job import Job, JobMaker, Phase
+from openkvs.worker.job import Job, JobMaker, Phase, ffmpeg_limits
 from openkvs.worker.part import OwnParts, PartExecutor
 
 log = logging.getLogger(__name__)
@@ -115,9 +115,7 @@ class SplitTranscoder:
         self._chunk_seconds = settings.split_chunk_seconds
         self._poll = max(0.05, min(settings.poll_seconds, 1.0))
         self._threads = settings.ffmpeg_threads
-        self._limits = Limits(
-            max_rss_mb=settings.ffmpeg_max_rss_mb, max_output_mb=settings.max_output_mb
-        )
+        self._limits = ffmpeg_limits(settings)
         self._own = OwnParts(
             tasks,
             runs,
