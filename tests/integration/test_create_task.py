@@ -73,6 +73,16 @@ def test_create_task_errors(
     assert words in reply["ErrMsg"] and "TaskID" not in reply
 
 
+def test_the_kinds_a_refusal_offers_are_those_a_preset_can_name(
+    kvs: Deployment, ready: str
+) -> None:
+    reply = kvs.client.create_task(**_body(ready, Preset="ct_logo"))
+    assert reply["ErrNum"] == 1015, reply
+    offered = reply["ErrMsg"].split("supported: ", 1)[1].rstrip(")").split(", ")
+    assert "avtrans" in offered and "avinfo" in offered
+    assert "avtrans_part" not in offered  # internal: the parts of a split transcode
+
+
 def test_accepted_forms(kvs: Deployment, ready: str, tmp_path: Path) -> None:
     c = kvs.client
     as_object = c.create_task(

@@ -42,7 +42,7 @@ def _resolve_preset(
         raise ApiError(
             1015,
             f"tasks of type {preset.preset_type} cannot run on this openkvs "
-            f"yet (supported: {', '.join(sorted(services.executable_types))})",
+            f"yet (supported: {', '.join(_creatable(services.executable_types))})",
         )
     snapshot = {"name": preset.name, "type": preset.preset_type, "param": preset.param}
     return kind, snapshot
@@ -102,3 +102,9 @@ def create_task(
         submission=submission,
         request=request,
     )
+
+
+def _creatable(executable: frozenset[str]) -> list[str]:
+    """The kinds a CreateTask may ask for among those this openkvs runs (not the internal
+    ones, such as the parts of a split transcode, which no preset names)."""
+    return sorted(name for name in executable if kinds.kind(name).preset_types)
