@@ -10,8 +10,8 @@ from openkvs.errors import ApiError, TaskError
 from openkvs.model import User
 from openkvs.service import params as p
 from openkvs.service.context import Services
-from openkvs.service.sources import check_source
-from openkvs.storage.base import StorageError
+from openkvs.service.sources import check_source, storage_failure
+from openkvs.storage.base import NotFound, StorageError
 
 #: The caller waits for the answer (SDK read timeout 10 s, §1.7): ffprobe gets that long.
 FETCH_TIMEOUT = 10.0
@@ -35,8 +35,10 @@ def fetch_meta_info(services: Services, user: User, params: p.Params) -> dict[st
     bucket, key = check_source(services.storage, services.buckets, user, path)
     try:
         source = services.storage.source_for(bucket, key)
-    except StorageError as exc:
+    except NotFound as exc:  # removed since check_source looked
         raise ApiError(1210, f"{path} does not exist") from exc
+    except StorageError as exc:  # unreachable (503) or refused (1013), as at creation
+        raise storage_failure(exc, path) from exc
     assert services.fetch_slots is not None  # Services.__post_init__ sets it
     try:
         with services.fetch_slots.slot(user.id):
