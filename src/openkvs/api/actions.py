@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from openkvs.api.routing import WHOLE_BODY
 from openkvs.errors import ApiError
 from openkvs.model import User
 from openkvs.service import console, pipelines, presets, presign, stats, task_admin
 from openkvs.service import params as p
+from openkvs.service.batch import NO_BODY, batch_create_task
 from openkvs.service.context import Services
 from openkvs.service.metainfo import fetch_meta_info
 from openkvs.service.task_create import create_task
@@ -30,6 +32,14 @@ def _create_task(services: Services, user: User, params: p.Params) -> dict[str, 
     return {"TaskID": create_task(services, user, params)}
 
 
+def _batch_create_task(services: Services, user: User, params: p.Params) -> dict[str, Any]:
+    return batch_create_task(services, user, params.get(WHOLE_BODY, NO_BODY))
+
+
+#: Actions whose POST body is not an object of parameters, but passed whole (a JSON array).
+WHOLE_BODY_ACTIONS = frozenset({"BatchCreateTask"})
+
+
 def _not_implemented(action: str) -> Handler:
     """The handler of an action of the KVS API that this openkvs does not run yet: a clear
     1101 that names it, instead of the gateway's InvalidAction for an unknown name."""
@@ -41,7 +51,7 @@ def _not_implemented(action: str) -> Handler:
 
 
 #: Actions of the KVS API that are not built yet (listed as missing in the README).
-NOT_IMPLEMENTED = ("CreateFlowTask", "BatchCreateTask")
+NOT_IMPLEMENTED = ("CreateFlowTask",)
 
 ACTIONS: dict[str, Handler] = {
     "Preset": presets.create_preset,
@@ -50,6 +60,7 @@ ACTIONS: dict[str, Handler] = {
     "GetPresetList": presets.get_preset_list,
     "GetPresetDetail": presets.get_preset_detail,
     "CreateTask": _create_task,
+    "BatchCreateTask": _batch_create_task,
     "CreateWaveTask": _create_wave_task,
     "DelTaskByTaskID": task_admin.del_task,
     "TopTaskByTaskID": task_admin.top_task,

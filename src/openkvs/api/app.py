@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from openkvs.api import responses, sigv4
-from openkvs.api.actions import ACTIONS
+from openkvs.api.actions import ACTIONS, WHOLE_BODY_ACTIONS
 from openkvs.api.body import answer_closes, declares_body, read_body
 from openkvs.api.keycache import KeyCache
 from openkvs.api.objects import object_routes
@@ -106,7 +106,7 @@ def create_app(services: Services) -> Starlette:
         )
         facts.action = action
         services.counter.count(user.id, action, services.clock())
-        params = action_params(method, query, body, form)
+        params = action_params(method, query, body, form, whole_body=action in WHOLE_BODY_ACTIONS)
         return ACTIONS[action](services, user, params)
 
     async def root(request: Request) -> Response:

@@ -35,6 +35,11 @@ TRANSPORT = frozenset(
 )
 
 
+#: Where :func:`action_params` keeps a whole JSON body (``whole_body``); dropped from the
+#: query and form, so a client cannot set it any other way.
+WHOLE_BODY = "#body"
+
+
 def query_params(raw_query: str) -> dict[str, str]:
     """The query as a dict (the first value of a repeated key wins); blanks kept."""
     out: dict[str, str] = {}
@@ -117,16 +122,29 @@ def _is_parameter(key: str) -> bool:
 
 
 def action_params(
-    method: str, query: Mapping[str, str], body: bytes, form: Mapping[str, str] | None = None
+    method: str,
+    query: Mapping[str, str],
+    body: bytes,
+    form: Mapping[str, str] | None = None,
+    *,
+    whole_body: bool = False,
 ) -> dict[str, Any]:
     """Query parameters, with the POST body's merged on top (the body wins, per top-level
     name): the ``form`` fields when the body is a form (see :func:`form_params`), else the
     JSON object of ``body``. Dotted query keys and form fields are rebuilt into objects and
-    arrays; transport fields (:data:`TRANSPORT`) are dropped everywhere."""
+    arrays; transport fields (:data:`TRANSPORT`) are dropped everywhere.
+
+    With ``whole_body`` (an action whose body is not an object, such as BatchCreateTask's
+    JSON array), a POST's JSON body of any type is not merged but kept whole under
+    :data:`WHOLE_BODY`, a name that only this can set."""
     params = unflatten((k, v) for k, v in query.items() if _is_parameter(k))
     if form is not None:
         params.update(unflatten((k, v) for k, v in form.items() if _is_parameter(k)))
-    elif method == "POST" and body.strip():
-        parsed = json_input.parse_object(body, "the request body")  # depth, numbers: 1001
-        params.update((k, v) for k, v in parsed.items() if k not in TRANSPORT)
+    params.pop(WHOLE_BODY, None)
+    if form is None and method == "POST" and body.strip():
+        if whole_body:  # depth, numbers: 1001
+            params[WHOLE_BODY] = json_input.parse(body, "the request body")
+        else:
+            parsed = json_input.parse_object(body, "the request body")  # depth, numbers: 1001
+            params.update((k, v) for k, v in parsed.items() if k not in TRANSPORT)
     return params
