@@ -217,6 +217,36 @@ def keys_webhook_secret(user: str) -> None:
         engine.dispose()
 
 
+_ON_OFF = click.Choice(["on", "off"])
+
+
+@keys.command("callbacks")
+@click.option("--user", default="default", show_default=True, help="user (tenant) name")
+@click.option("--lowercase", type=_ON_OFF, help="lower-case first-level keys (taskid, ...)")
+@click.option("--ks3-items", type=_ON_OFF, help="the KS3-compatibility itmes list")
+def keys_callbacks(user: str, lowercase: str | None, ks3_items: str | None) -> None:
+    """Show or switch the user's legacy completion-callback variants (off by default).
+    They apply to tasks created afterwards."""
+    services, engine = open_services(_settings())
+    try:
+        found = services.users.find_user(user)
+        if found is None:
+            raise click.ClickException(
+                f"no user {user} (`openkvs keys create --user {user}` creates it)"
+            )
+        style = services.users.set_callback_style(
+            found.id,
+            lowercase=None if lowercase is None else lowercase == "on",
+            ks3_items=None if ks3_items is None else ks3_items == "on",
+        )
+    finally:
+        engine.dispose()
+    on = {True: "on", False: "off"}
+    click.echo(f"user:       {user}")
+    click.echo(f"lowercase:  {on[style.lowercase]}")
+    click.echo(f"ks3-items:  {on[style.ks3_items]}")
+
+
 def _utc(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

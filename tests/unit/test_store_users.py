@@ -180,3 +180,18 @@ def test_users_created_at_once_are_one_user(engine: Engine) -> None:
         t.join()
     assert not errors
     assert len(found) == 6 and len(set(found)) == 1
+
+
+def test_callback_style_is_off_by_default_and_switched_per_user(store: UserStore) -> None:
+    from openkvs.notify.bodies import CallbackStyle
+
+    alice, bob = store.ensure_user("alice"), store.ensure_user("bob")
+    assert store.callback_style(alice.id) == CallbackStyle()
+    assert store.set_callback_style(alice.id, lowercase=True) == CallbackStyle(lowercase=True)
+    both = store.set_callback_style(alice.id, ks3_items=True)
+    assert both == CallbackStyle(lowercase=True, ks3_items=True)
+    assert store.set_callback_style(alice.id) == both  # nothing given: unchanged
+    assert store.set_callback_style(alice.id, lowercase=False) == CallbackStyle(ks3_items=True)
+    assert store.callback_style(bob.id) == CallbackStyle()
+    with pytest.raises(LookupError):
+        store.callback_style(9999)

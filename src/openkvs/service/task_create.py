@@ -92,6 +92,8 @@ def create_task(
         "preset": snapshot,
         "spec": dump(spec),
         "options": options,
+        # The user's legacy callback variants when the task was made (spec §5.5, §5.7).
+        "callback_style": services.users.callback_style(user.id).as_request(),
     }
     return queue_task(
         services,

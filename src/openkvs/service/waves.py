@@ -102,6 +102,8 @@ def create_wave_task(services: Services, user: User, params: p.Params) -> str:
         "DstObjectKey": dst_key,
         "source": {"bucket": src_bucket, "key": src_key},
         "wave": options.to_json(),
+        # The user's legacy callback layouts (docs/callbacks.md), as CreateTask keeps them.
+        "callback_style": services.users.callback_style(user.id).as_request(),
     }
     return queue_task(
         services,

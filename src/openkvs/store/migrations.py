@@ -135,6 +135,12 @@ def _v5_scale_out(conn: Connection) -> None:
     )
 
 
+def _v6_callback_styles(conn: Connection) -> None:
+    # ``users`` is version 1's frozen table (altered by 3): alter it again here.
+    conn.execute(text("ALTER TABLE users ADD COLUMN callback_style TEXT NOT NULL DEFAULT ''"))
+    conn.execute(text("ALTER TABLE users ADD COLUMN ks3_items INTEGER NOT NULL DEFAULT 0"))
+
+
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "presets, pipelines and API call counters", _v2_presets_pipelines_counters),
@@ -145,6 +151,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     ),
     (4, "task runs: phase, command and log", _v4_task_runs),
     (5, "worker registry, quota slots, task parts", _v5_scale_out),
+    (6, "legacy callback variants per user", _v6_callback_styles),
 ]
 
 LATEST = STEPS[-1][0]

@@ -31,6 +31,10 @@ users = Table(
     Column("created_at", Float, nullable=False),
     # The key of the user's callback signatures (Standard Webhooks), sealed like key secrets.
     Column("webhook_secret", Text, nullable=True),
+    # Legacy completion-callback variants (`openkvs keys callbacks`): "" or "lowercase"
+    # (spec §5.7), and 1 for the KS3-compatibility ``itmes`` list (§5.5). Off by default.
+    Column("callback_style", Text, nullable=False, server_default=""),
+    Column("ks3_items", Integer, nullable=False, server_default="0"),
 )
 
 access_keys = Table(

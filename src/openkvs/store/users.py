@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from openkvs.model import AccessKey, User
+from openkvs.notify.bodies import CallbackStyle
 from openkvs.store.schema import access_keys, users
 from openkvs.store.secrets import SEALED_PREFIX, Sealer
 
@@ -95,6 +96,34 @@ class UserStore:
             raise LookupError(f"no user with id {user_id}")
         stored: str | None = row.webhook_secret
         return stored
+
+    def callback_style(self, user_id: int) -> CallbackStyle:
+        """The user's legacy completion-callback variants (both off by default). Raises
+        ``LookupError`` for an unknown user."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(users.c.callback_style, users.c.ks3_items).where(users.c.id == user_id)
+            ).first()
+        if row is None:
+            raise LookupError(f"no user with id {user_id}")
+        return CallbackStyle(
+            lowercase=row.callback_style == "lowercase", ks3_items=bool(row.ks3_items)
+        )
+
+    def set_callback_style(
+        self, user_id: int, *, lowercase: bool | None = None, ks3_items: bool | None = None
+    ) -> CallbackStyle:
+        """Switch the variants given (None: unchanged); returns the user's style now. It
+        applies to tasks created from now on. Raises ``LookupError`` for an unknown user."""
+        values: dict[str, object] = {}
+        if lowercase is not None:
+            values["callback_style"] = "lowercase" if lowercase else ""
+        if ks3_items is not None:
+            values["ks3_items"] = 1 if ks3_items else 0
+        if values:
+            with self._engine.begin() as conn:
+                conn.execute(users.update().where(users.c.id == user_id).values(**values))
+        return self.callback_style(user_id)
 
     def create_key(self, user: User) -> tuple[str, str]:
         """A new (AccessKeyId, SecretAccessKey) pair for ``user``; the secret is stored sealed."""

@@ -40,7 +40,7 @@ from typing import Any
 from openkvs import __version__, kinds
 from openkvs.errors import TaskError
 from openkvs.model import TaskRecord, TaskStatus
-from openkvs.notify.bodies import completion_body
+from openkvs.notify.bodies import completion_body, completion_body_for
 from openkvs.store.outage import OutageWatch
 from openkvs.store.runs import RunStore
 from openkvs.store.tasks import Blocker, TaskStore
@@ -415,6 +415,7 @@ class WorkerPool:
             items=items,
             with_progress=progress_target(task) is not None,
         )
+        sent = completion_body_for(body, task.request)  # the user's legacy variants, if any
         status = TaskStatus.SUCC if code == 0 else TaskStatus.FAIL
         done = self._tasks.finish(
             task.task_id,
@@ -423,7 +424,7 @@ class WorkerPool:
             error_code=code,
             error_msg="" if code == 0 else body["Details"]["errmsg"],
             result=items,
-            callback=(cb_url, body) if cb_url else None,
+            callback=(cb_url, sent) if cb_url else None,
             now=time.time(),
             expired_before=expired_before,
         )
