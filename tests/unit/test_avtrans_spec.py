@@ -390,7 +390,6 @@ def test_ext_param_values() -> None:
 UNRUNNABLE: list[tuple[dict[str, Any], dict[str, Any], Any, str]] = [
     ({"f": "hls"}, {}, None, "f=hls (HLS and DASH outputs) cannot run"),
     ({"f": "dash"}, {}, None, "f=dash (HLS and DASH outputs) cannot run"),
-    ({"f": "mp4", "segment_time": 10}, {}, None, "segment_time > 0 (segment mode) cannot run"),
     ({"f": "mp4", "LOGOS": [[{"url": "/b/l.png"}]]}, {}, None, "a watermark (LOGOS/IMAGE)"),
     ({"f": "mp4", "IMAGE": [{"pic": "/b/l.png"}]}, {}, None, "a watermark (LOGOS/IMAGE)"),
     ({"f": "mp4"}, {"LOGOS": [[{"url": "/b/l.png"}]]}, None, "a watermark (LOGOS/IMAGE)"),
