@@ -98,3 +98,16 @@ def test_images_are_counted_and_progress_fields_only_when_asked() -> None:
     )
     assert "snapshotNum" not in failed["Details"]
     assert failed["Details"]["errmsg"] == "snapshot seek time maybe out of video duration"
+
+
+def test_callback_items_leave_out_what_only_the_stored_result_keeps() -> None:
+    stored = {"dstpath": "out.mp4", "segmentlisttype": "", "outMediainfo": "{}"}
+    measured = {"Input": {"I": -30.1}, "Output": {"I": -16.0}}
+    body = completion_body(
+        task_id=TASK,
+        task_type="avtrans",
+        bucket="media-out",
+        error_code=0,
+        items=[{**stored, "loudness": measured}],
+    )
+    assert body["Details"]["items"] == [stored]

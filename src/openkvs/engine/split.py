@@ -119,6 +119,10 @@ def refusal(
     (``autorotate=0`` on a rotated source: the chunks' flag would not survive the join)."""
     if min_seconds <= 0:
         return "splitting is off"
+    if spec.segment.segment_time > 0:
+        return "segment mode writes several files"
+    if options.loudnorm is not None:
+        return "loudnorm measures and normalises the whole file"
     if source_format not in INDEXED_FORMATS:
         return f"a {source_format or 'source'} source cannot be cut exactly at keyframes"
     video = spec.video

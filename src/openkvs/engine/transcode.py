@@ -22,6 +22,7 @@ from typing import Any
 from openkvs.engine import ffmpeg
 from openkvs.engine.encoders import audio_args, audio_filters, capped_video, video_args
 from openkvs.engine.formats import PROBED_CODECS, Container
+from openkvs.engine.loudnorm import MeasuredLoudness, apply_chain, measure_command
 from openkvs.engine.options import PASS_PARAMS
 from openkvs.engine.probe import first_video
 from openkvs.engine.video_filters import geometry, gif_graph, video_filters
@@ -210,9 +211,11 @@ def plan_transcode(
     input_args: Sequence[str],
     scratch: str,
     threads: int = 0,
+    loudness: MeasuredLoudness | None = None,
 ) -> TranscodePlan:
     """The plan for one avtrans task. ``input_args`` open the source (``-i`` included,
     from ``engine.sandbox.SourceInput.args()``); outputs and pass logs go in ``scratch``.
+    ``loudness``: what :func:`loudness_measure` measured, for ExtParam ``loudnorm``.
     Raises ``TaskError(2049)`` when ``intelligentSwitch`` is 1 and the request exceeds the
     source."""
     container = spec.container
@@ -245,7 +248,13 @@ def plan_transcode(
     sound: list[str] = []
     if audio.codec:
         sound += ["-map", f"0:{facts.audio_index}" if facts.audio_index >= 0 else "0:a:0"]
-        if audio.codec != "copy" and (chain_a := audio_filters(spec, options)):
+        chain_a = audio_filters(spec, options)
+        if options.loudnorm is not None and loudness is not None:
+            rate = audio.sample_rate or facts.sample_rate or 48000
+            chain_a = [f for f in chain_a if not f.startswith("aresample")] + apply_chain(
+                options.loudnorm, loudness, rate, soxr=audio.resampler == "soxr"
+            )
+        if audio.codec != "copy" and chain_a:
             sound += ["-af", ",".join(chain_a)]
     limit = ["-t", _seconds(length)] if length else []
     tail = ["-threads", str(threads)] if threads else []
@@ -276,6 +285,25 @@ def plan_transcode(
         )
     )  # fmt: skip
     return TranscodePlan(tuple(commands), output, seconds, content_type_for(output))
+
+
+def loudness_measure(
+    spec: AvtransSpec, options: AvtransOptions, facts: SourceFacts, *, input_args: Sequence[str]
+) -> list[str] | None:
+    """Pass 1 of ExtParam ``loudnorm``: measure the source's audio in the clip window the
+    transcode reads, through the same volume filters (None when there is nothing to do: no
+    ``loudnorm``, or a source without audio)."""
+    if options.loudnorm is None or not facts.has_audio:
+        return None
+    start, length, _seconds_out = _clip(spec, options, facts)
+    head = [ffmpeg.FFMPEG, "-hide_banner", "-nostdin", "-y"]
+    if start:
+        head += ["-ss", _seconds(start)]
+    head += list(input_args)
+    audio_map = f"0:{facts.audio_index}" if facts.audio_index >= 0 else "0:a:0"
+    volume = [f for f in audio_filters(spec, options) if not f.startswith("aresample")]
+    limit = ["-t", _seconds(length)] if length else []
+    return measure_command(head, audio_map, limit, volume, options.loudnorm)
 
 
 def command_text(commands: Sequence[Sequence[str]]) -> str:

@@ -47,7 +47,7 @@ def completion_body(
     if with_progress:
         details["status"] = ""
         details["progress"] = 0
-    details["items"] = list(items or []) if ok else []
+    details["items"] = [_callback_item(item) for item in items or []] if ok else []
     return {
         "TaskID": task_id,
         "Status": status.callback_number,
@@ -177,3 +177,15 @@ def completion_body_for(body: dict[str, Any], request: dict[str, Any]) -> dict[s
         preset_type=str(preset.get("type", "")) if isinstance(preset, dict) else "",
         output_key=str(request.get("DstObjectKey") or request.get("DstDir") or ""),
     )
+
+
+#: Keys of a task's stored result items that openkvs adds for GetTaskByTaskID and
+#: ``openkvs task show`` (the measured loudness of a normalised transcode) and that
+#: callbacks, whose items keep the documented keys only, leave out.
+STORED_ONLY_ITEM_KEYS = frozenset({"loudness"})
+
+
+def _callback_item(item: dict[str, Any]) -> dict[str, Any]:
+    if STORED_ONLY_ITEM_KEYS.isdisjoint(item):
+        return item
+    return {k: v for k, v in item.items() if k not in STORED_ONLY_ITEM_KEYS}

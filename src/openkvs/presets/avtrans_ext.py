@@ -1,7 +1,7 @@
 """A task's ExtParam for ``avtrans`` (spec §3.8) → :class:`AvtransOptions`.
 
 Read at CreateTask, in this order: shapes this openkvs cannot run yet are refused with
-``ApiError(1015)`` (HLS and DASH outputs, segment mode, watermarks, several sources or a
+``ApiError(1015)`` (HLS and DASH outputs, watermarks, several sources or a
 source that is not of type ``video``, multi-rate HLS, HLS keys, subtitles, a per-task
 format); then each value, ``1018`` naming it when its type or range is wrong. Unknown keys
 are ignored. ``Callback.progress_cburl`` itself was checked with the submission (the
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from openkvs.engine.formats import CONTAINERS
+from openkvs.engine.loudnorm import I_RANGE, LRA_RANGE, TP_RANGE, LoudnessTarget
 from openkvs.engine.options import PASS_PARAMS, X265_TUNES
 from openkvs.errors import ApiError
 from openkvs.service.param_values import parse_time, to_number
@@ -40,6 +41,8 @@ class AvtransOptions:
     pass_params: dict[str, str] | None = None  # passParams key -> checked value
     progress_url: str = ""
     progress_interval: float = 10.0  # seconds between progress callbacks
+    loudnorm: LoudnessTarget | None = None  # two-pass loudness normalisation (our addition)
+    segment_filename: str = ""  # segment mode: the files' name pattern (engine/segments.py)
 
 
 def _given(ext: Mapping[str, Any], key: str) -> bool:
@@ -56,8 +59,6 @@ def refuse_unrunnable(
 
     if not CONTAINERS[spec.f].runs:
         raise cannot(f"f={spec.f} (HLS and DASH outputs)")
-    if spec.segment.segment_time > 0:
-        raise cannot("segment_time > 0 (segment mode)")
     if spec.logos or spec.image or _given(ext, "LOGOS"):
         raise cannot("a watermark (LOGOS/IMAGE)")
     if len(sources) > 1:
@@ -84,6 +85,7 @@ def read_options(
         name = "vol_dB" if vol_db is not None else "vol_percent"
         why = "the preset copies the audio" if spec.audio.codec else "the output has no audio"
         raise ApiError(1018, f"ExtParam {name} needs re-encoded audio: {why}")
+    loudnorm = _loudnorm(spec, ext.get("loudnorm"))
     _master_index(ext, sources)
     url, interval = _callback(ext)
     return AvtransOptions(
@@ -94,7 +96,39 @@ def read_options(
         pass_params=_pass_params(spec, ext.get("passParams")),
         progress_url=url,
         progress_interval=interval,
+        loudnorm=loudnorm,
+        segment_filename=_segment_filename(spec, ext),
     )
+
+
+def _segment_filename(spec: AvtransSpec, ext: Mapping[str, Any]) -> str:
+    """ExtParam ``segment_filename`` of a segment-mode task, checked (1018)."""
+    if spec.segment.segment_time <= 0 or not _given(ext, "segment_filename"):
+        return ""
+    from openkvs.engine.segments import check_pattern  # engine imports presets
+
+    return check_pattern(ext["segment_filename"])
+
+
+def _loudnorm(spec: AvtransSpec, raw: Any) -> LoudnessTarget | None:
+    """ExtParam ``loudnorm`` (an openkvs addition): ``{"I": .., "TP": .., "LRA": ..}``,
+    each in the range ffmpeg's loudnorm accepts, a missing key its default; 1018 when the
+    output has no re-encoded audio."""
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, Mapping):
+        raise ApiError(1018, 'ExtParam loudnorm must be an object {"I": .., "TP": .., "LRA": ..}')
+    if spec.audio.codec in ("", "copy"):
+        why = "the preset copies the audio" if spec.audio.codec else "the output has no audio"
+        raise ApiError(1018, f"ExtParam loudnorm needs re-encoded audio: {why}")
+    if spec.segment.segment_time > 0:
+        raise ApiError(1015, "ExtParam loudnorm with segment mode cannot run on this openkvs yet")
+    default = LoudnessTarget()
+    values = {}
+    for key, bounds in (("I", I_RANGE), ("TP", TP_RANGE), ("LRA", LRA_RANGE)):
+        value = _number(raw, key, bounds, whole=False, name=f"ExtParam loudnorm.{key}")
+        values[key.lower()] = value if value is not None else getattr(default, key.lower())
+    return LoudnessTarget(**values)
 
 
 def _seconds(ext: Mapping[str, Any], key: str, *, positive: bool) -> float | None:

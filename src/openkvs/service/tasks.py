@@ -64,9 +64,13 @@ def find_task(services: Services, user: User, params: p.Params, name: str = "Tas
 def task_detail(services: Services, task: TaskRecord) -> dict[str, Any]:
     """One task's ``TaskInfo`` with what its run did (``Command``, ``ProgressStatus``) and,
     for a task made in parts (split-and-stitch), ``Parts``: each part's ``Index``,
-    ``Status`` and ``Progress`` (our additions)."""
+    ``Status`` and ``Progress``; for a succeeded task with ExtParam ``loudnorm``,
+    ``Loudness`` from its result item (our additions)."""
     run = services.runs.get(task.task_id) or TaskRun(task.task_id, "", "", "")
     info = task_info(task, run)
+    loudness = next((i["loudness"] for i in task.result or [] if "loudness" in i), None)
+    if loudness is not None:
+        info["Loudness"] = loudness  # ExtParam loudnorm: {"Input": {...}, "Output": {...}}
     parts = task_parts(services, task)
     if parts:
         info["Parts"] = parts

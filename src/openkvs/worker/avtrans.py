@@ -5,6 +5,9 @@ One run: probe the source (through the sandbox) → plan the ffmpeg commands
 (``engine.runner``) → describe the output file (``outMediainfo``, ``engine.outinfo``) →
 upload it with DstAcl and its content type (``worker.outputs``). The callback item is
 ``{"dstpath": key, "segmentlisttype": "", "outMediainfo": <JSON text>}`` (spec §5.4 b).
+Segment mode (``segment_time > 0``, ``engine/segments.py``) never splits: it uploads every
+file and the m3u8 list at the key, and its item is ``{"dstpath", "segmentlisttype": "m3u8",
+"segmentsinfo": <JSON text>}`` (spec §5.4 c).
 
 A long output may instead be made in parts by several workers (``worker/split.py``, given
 to the executor as ``split`` by processes that run tasks): the plan is checked as for a
@@ -31,19 +34,31 @@ operator: ``openkvs task show``), with the sandbox's link replaced by the source
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openkvs.config import Settings
+from openkvs.engine.loudnorm import MeasuredLoudness, output_measure, run_measure, shown_loudness
 from openkvs.engine.outinfo import describe_output, outinfo_text
-from openkvs.engine.probe import probe
+from openkvs.engine.probe import positive_seconds, probe
 from openkvs.engine.runner import Limits, run_commands
 from openkvs.engine.sandbox import SourceInput, source_input
+from openkvs.engine.segments import (
+    LIST_TYPE,
+    Segment,
+    listed_files,
+    m3u8_list,
+    plan_segments,
+    segments_info,
+)
 from openkvs.engine.transcode import (
+    SourceFacts,
     TranscodePlan,
     command_text,
     facts_from_probe,
+    loudness_measure,
     plan_transcode,
 )
 from openkvs.errors import TaskError
@@ -85,7 +100,11 @@ class AvtransExecutor:
         require_bucket(self._storage, destination.bucket)
         found = probe(source.location, min(PROBE_TIMEOUT, job.remaining()), cancel=job.cancel)
         facts = facts_from_probe(found)
+        if spec.segment.segment_time > 0:
+            return [self._segments(job, spec, options, facts)]
         with source_input(source.location) as opened:
+            measure = loudness_measure(spec, options, facts, input_args=opened.args())
+            loudness = _measure_source(job, measure, opened) if measure else None
             plan = plan_transcode(
                 spec,
                 options,
@@ -93,36 +112,81 @@ class AvtransExecutor:
                 input_args=opened.args(),
                 scratch=str(job.scratch),
                 threads=self._threads,
+                loudness=loudness,
             )
             stitched = None
             if self._split is not None:
                 stitched = self._split.transcode(job, spec, options, found, facts, opened)
             if stitched is None:
-                self._single(job, plan, opened)
+                run_plan(job, plan, opened, self._limits, before=[measure] if measure else [])
             else:
                 plan = stitched.plan
         job.check()
         info = describe_output(
             plan.output, timeout=min(DESCRIBE_TIMEOUT, job.remaining()), cancel=job.cancel
         )
+        item: dict[str, Any] = {"dstpath": destination.key, "segmentlisttype": ""}
+        item["outMediainfo"] = outinfo_text(info)
+        if loudness is not None and options.loudnorm is not None:
+            command = output_measure(plan.output, options.loudnorm)
+            output = run_measure(command, deadline=job.deadline, cancel=job.cancel)
+            item["loudness"] = shown_loudness(loudness, output)
         upload(job, [OutputFile(Path(plan.output), destination.key, plan.content_type)])
         if stitched is not None and self._split is not None:
             self._split.discard(stitched.bucket, stitched.keys)
-        return [
-            {"dstpath": destination.key, "segmentlisttype": "", "outMediainfo": outinfo_text(info)}
+        return [item]
+
+    def _segments(
+        self, job: Job, spec: AvtransSpec, options: AvtransOptions, facts: SourceFacts
+    ) -> dict[str, Any]:
+        """Segment mode (``engine/segments.py``): cut, measure and upload every file, then
+        the m3u8 list at DstObjectKey."""
+        key = job.destination.key
+        with source_input(job.source.location) as opened:
+            planned = plan_segments(
+                spec,
+                options,
+                facts,
+                input_args=opened.args(),
+                scratch=str(job.scratch),
+                list_key=key,
+                threads=self._threads,
+            )
+            run_plan(job, planned.plan, opened, self._limits)
+        job.check()
+        names = listed_files(Path(planned.plan.output).read_text(encoding="utf-8"))
+        if not names:
+            raise TaskError(3155, "segment mode wrote no files")
+        parts = []
+        for name in names:
+            path = job.scratch / name
+            found = probe(str(path), min(PROBE_TIMEOUT, job.remaining()), cancel=job.cancel)
+            seconds = positive_seconds((found.get("format") or {}).get("duration")) or 0.0
+            parts.append(Segment(name, seconds, path.stat().st_size))
+        listed = job.scratch / (".list" + os.path.splitext(key)[1])
+        listed.write_text(m3u8_list(parts), encoding="utf-8")
+        files = [
+            OutputFile(job.scratch / p.name, planned.prefix + p.name, planned.content_type)
+            for p in parts
         ]
-
-    def _single(self, job: Job, plan: TranscodePlan, opened: SourceInput) -> None:
-        """Run the single-pass plan."""
-        run_plan(job, plan, opened, self._limits)
+        upload(job, [*files, OutputFile(listed, key, "application/vnd.apple.mpegurl")])
+        return {"dstpath": key, "segmentlisttype": LIST_TYPE, "segmentsinfo": segments_info(parts)}
 
 
-def run_plan(job: Job, plan: TranscodePlan, opened: SourceInput, limits: Limits) -> None:
+def run_plan(
+    job: Job,
+    plan: TranscodePlan,
+    opened: SourceInput,
+    limits: Limits,
+    *,
+    before: Sequence[Sequence[str]] = (),
+) -> None:
     """Record and run ``plan``'s commands on the job's source (opened as ``opened``),
     reporting transcoding progress; a failure names the source by its storage location,
-    never by the sandbox link or URL ffmpeg was given."""
+    never by the sandbox link or URL ffmpeg was given. ``before``: commands that already
+    ran (the loudness measure), recorded first."""
     location = job.source.location
-    job.record_command(command_text(shown(plan.commands, opened.url, location)))
+    job.record_command(command_text(shown([*before, *plan.commands], opened.url, location)))
     try:
         run_commands(
             plan.commands,
@@ -133,6 +197,18 @@ def run_plan(job: Job, plan: TranscodePlan, opened: SourceInput, limits: Limits)
             folder=job.scratch,
             limits=limits,
         )
+    except TaskError as exc:
+        explained = opened.explain(exc)
+        explained.log = exc.log.replace(opened.url, location)
+        raise explained from exc
+
+
+def _measure_source(job: Job, command: Sequence[str], opened: SourceInput) -> MeasuredLoudness:
+    """Pass 1 of ExtParam ``loudnorm`` (recorded as the task's command while it runs)."""
+    location = job.source.location
+    job.record_command(command_text(shown([command], opened.url, location)))
+    try:
+        return run_measure(command, deadline=job.deadline, cancel=job.cancel)
     except TaskError as exc:
         explained = opened.explain(exc)
         explained.log = exc.log.replace(opened.url, location)
