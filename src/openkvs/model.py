@@ -38,6 +38,28 @@ class User:
 
 
 @dataclass(frozen=True)
+class CallbackStyle:
+    """A user's legacy completion-callback variants (both off by default).
+
+    ``lowercase``: first-level keys ``taskid``, ``status``, ``type``, ``details`` (§5.7).
+    ``ks3_items``: a top-level ``itmes`` array for KS3-era customers (§5.5).
+    Stored in the task's request at creation (``as_request``/``from_request``)."""
+
+    lowercase: bool = False
+    ks3_items: bool = False
+
+    def as_request(self) -> dict[str, bool]:
+        return {"lowercase": self.lowercase, "ks3_items": self.ks3_items}
+
+    @classmethod
+    def from_request(cls, request: dict[str, Any]) -> CallbackStyle:
+        raw = request.get("callback_style")
+        if not isinstance(raw, dict):
+            return cls()
+        return cls(lowercase=bool(raw.get("lowercase")), ks3_items=bool(raw.get("ks3_items")))
+
+
+@dataclass(frozen=True)
 class AccessKey:
     """An access key as ``openkvs keys list`` shows it (its secret is never shown again)."""
 

@@ -183,7 +183,7 @@ def test_users_created_at_once_are_one_user(engine: Engine) -> None:
 
 
 def test_callback_style_is_off_by_default_and_switched_per_user(store: UserStore) -> None:
-    from openkvs.notify.bodies import CallbackStyle
+    from openkvs.model import CallbackStyle
 
     alice, bob = store.ensure_user("alice"), store.ensure_user("bob")
     assert store.callback_style(alice.id) == CallbackStyle()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any
 
 from openkvs import kinds
 from openkvs.errors import TASK_MESSAGES
-from openkvs.model import TaskStatus
+from openkvs.model import CallbackStyle, TaskStatus
 
 
 def completion_body(
@@ -69,28 +68,6 @@ def progress_body(*, task_id: str, task_type: str, phase: str, percent: int) -> 
 
 #: Preset types of the retired "offline" API, reported by the lower-case variant (§5.7).
 LEGACY_TYPES = frozenset({"avop", "avm3u8", "avlogo"})
-
-
-@dataclass(frozen=True)
-class CallbackStyle:
-    """A user's legacy completion-callback variants (both off by default).
-
-    ``lowercase``: first-level keys ``taskid``, ``status``, ``type``, ``details`` (§5.7).
-    ``ks3_items``: a top-level ``itmes`` array for KS3-era customers (§5.5).
-    Stored in the task's request at creation (``as_request``/``from_request``)."""
-
-    lowercase: bool = False
-    ks3_items: bool = False
-
-    def as_request(self) -> dict[str, bool]:
-        return {"lowercase": self.lowercase, "ks3_items": self.ks3_items}
-
-    @classmethod
-    def from_request(cls, request: dict[str, Any]) -> CallbackStyle:
-        raw = request.get("callback_style")
-        if not isinstance(raw, dict):
-            return cls()
-        return cls(lowercase=bool(raw.get("lowercase")), ks3_items=bool(raw.get("ks3_items")))
 
 
 def url_safe_b64(key: str) -> str:

@@ -9,8 +9,7 @@ import time
 from sqlalchemy import ColumnElement, Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from openkvs.model import AccessKey, User
-from openkvs.notify.bodies import CallbackStyle
+from openkvs.model import AccessKey, CallbackStyle, User
 from openkvs.store.schema import access_keys, users
 from openkvs.store.secrets import SEALED_PREFIX, Sealer
 
