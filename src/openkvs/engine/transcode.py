@@ -22,6 +22,7 @@ from typing import Any
 from openkvs.engine import ffmpeg
 from openkvs.engine.encoders import audio_args, audio_filters, capped_video, video_args
 from openkvs.engine.formats import PROBED_CODECS, Container
+from openkvs.engine.graph import AUDIO_SOURCE, EMPTY, VIDEO_SOURCE, Composition
 from openkvs.engine.loudnorm import MeasuredLoudness, apply_chain, measure_command
 from openkvs.engine.options import PASS_PARAMS
 from openkvs.engine.probe import first_video
@@ -212,10 +213,13 @@ def plan_transcode(
     scratch: str,
     threads: int = 0,
     loudness: MeasuredLoudness | None = None,
+    composition: Composition = EMPTY,
 ) -> TranscodePlan:
     """The plan for one avtrans task. ``input_args`` open the source (``-i`` included,
     from ``engine.sandbox.SourceInput.args()``); outputs and pass logs go in ``scratch``.
     ``loudness``: what :func:`loudness_measure` measured, for ExtParam ``loudnorm``.
+    ``composition``: more inputs and filter stages (``engine/graph.py``); ``facts`` then
+    describe what enters the preset's chain (for a concatenation: the joined media).
     Raises ``TaskError(2049)`` when ``intelligentSwitch`` is 1 and the request exceeds the
     source."""
     container = spec.container
@@ -229,34 +233,61 @@ def plan_transcode(
         head += ["-threads", str(threads)]
     if video.codec not in ("", "copy") and not upright:
         head.append("-noautorotate")
-    if start:
+    if start and not composition.owns_clip:
         head += ["-ss", _seconds(start)]
     head += list(input_args)
+    for extra in composition.inputs:
+        head += list(extra)
 
     picture: list[str] = []  # the video stream's map and filters
     encode = video.codec not in ("", "copy")
     video_in = f"0:{facts.video_index}" if facts.video_index >= 0 else "0:v:0"
+    chain: list[str] = []
+    geo = None
     if video.codec:
         turned = upright and facts.rotation in (90, 270)
         w, h = (facts.height, facts.width) if turned else (facts.width, facts.height)
         geo = geometry(replace(spec, video=video), w, h, facts.sar) if encode else None
         chain = video_filters(replace(spec, video=video), geo, facts.fps) if geo else []
-        if video.codec == "gif":
+        if composition.filtered:
+            pass  # one graph for both streams, below
+        elif video.codec == "gif":
             picture += ["-filter_complex", gif_graph(chain, video_in), "-map", "[v]"]
         else:
             picture += ["-map", video_in] + (["-vf", ",".join(chain)] if chain else [])
     sound: list[str] = []
+    chain_a: list[str] = []
+    audio_in = f"0:{facts.audio_index}" if facts.audio_index >= 0 else "0:a:0"
     if audio.codec:
-        sound += ["-map", f"0:{facts.audio_index}" if facts.audio_index >= 0 else "0:a:0"]
         chain_a = audio_filters(spec, options)
         if options.loudnorm is not None and loudness is not None:
             rate = audio.sample_rate or facts.sample_rate or 48000
             chain_a = [f for f in chain_a if not f.startswith("aresample")] + apply_chain(
                 options.loudnorm, loudness, rate, soxr=audio.resampler == "soxr"
             )
-        if audio.codec != "copy" and chain_a:
-            sound += ["-af", ",".join(chain_a)]
-    limit = ["-t", _seconds(length)] if length else []
+        if audio.codec == "copy":
+            chain_a = []
+        if not composition.filtered:
+            sound += ["-map", audio_in]
+            if chain_a:
+                sound += ["-af", ",".join(chain_a)]
+
+    def graph(with_audio: bool) -> list[str]:
+        """The maps (and ``-filter_complex``) of a composed command."""
+        if not composition.filtered:
+            return [*picture, *(sound if with_audio else [])]
+        width, height = (geo.out_width, geo.out_height) if geo else (facts.width, facts.height)
+        return composed(
+            composition,
+            video_in=video_in if video.codec else "",
+            chain=chain,
+            size=(width, height),
+            gif=video.codec == "gif",
+            audio_in=audio_in if audio.codec and with_audio else "",
+            chain_a=chain_a,
+        )
+
+    limit = ["-t", _seconds(length)] if length and not composition.owns_clip else []
     tail = ["-threads", str(threads)] if threads else []
     if spec.clearmeta:
         tail += ["-map_metadata", "-1", "-map_chapters", "-1"]
@@ -274,17 +305,59 @@ def plan_transcode(
         passlog = os.path.join(scratch, PASSLOG_NAME)
         same = ["-fps_mode", "passthrough"]
         first = [*video_args(video, passno=1, passlog=passlog), *same]
-        commands.append((*head, *picture, *limit, *first, "-an", *tail, "-f", "null", "-"))
+        commands.append((*head, *graph(False), *limit, *first, "-an", *tail, "-f", "null", "-"))
         picture_args = [*video_args(video, passno=2, passlog=passlog), *same]
     else:
         picture_args = video_args(video) if video.codec else ["-vn"]
     commands.append(
         (
-            *head, *picture, *sound, *limit, *picture_args, *sound_args, *tail,
+            *head, *graph(True), *limit, *picture_args, *sound_args,
+            *composition.output_args, *tail,
             *_muxer_args(spec, video, options), "-f", container.muxer, output,
         )
     )  # fmt: skip
     return TranscodePlan(tuple(commands), output, seconds, content_type_for(output))
+
+
+def composed(
+    composition: Composition,
+    *,
+    video_in: str,
+    chain: Sequence[str],
+    size: tuple[int, int],
+    gif: bool,
+    audio_in: str,
+    chain_a: Sequence[str],
+) -> list[str]:
+    """``-filter_complex`` and the maps of a composed command (``engine/graph.py``):
+    ``video_in``/``audio_in`` are the source's streams (``""``: the output has none)."""
+    parts: list[str] = []
+    maps: list[str] = []
+    if video_in:
+        pad = VIDEO_SOURCE if composition.video_source else f"[{video_in}]"
+        if composition.video_source:
+            parts.append(composition.video_source)
+        if chain:
+            parts.append(f"{pad}{','.join(chain)}[vmain]")
+            pad = "[vmain]"
+        for number, stage in enumerate(composition.video_stages):
+            out = f"[vstage{number}]"
+            parts.append(stage.fragment(pad, size[0], size[1], out))
+            pad = out
+        if gif:
+            parts.append(f"{pad}split[gifa][gifb];[gifa]palettegen[gifp];[gifb][gifp]paletteuse[vout]")
+            pad = "[vout]"
+        maps += ["-map", pad if pad.startswith("[v") else video_in]
+    if audio_in:
+        pad = AUDIO_SOURCE if composition.audio_source else f"[{audio_in}]"
+        if composition.audio_source:
+            parts.append(composition.audio_source)
+        if chain_a:
+            parts.append(f"{pad}{','.join(chain_a)}[aout]")
+            pad = "[aout]"
+        maps += ["-map", pad if pad.startswith("[a") else audio_in]
+    graph = ";".join(parts)
+    return (["-filter_complex", graph] if graph else []) + maps
 
 
 def loudness_measure(

@@ -65,6 +65,7 @@ from openkvs.errors import TaskError
 from openkvs.presets.avtrans import AvtransOptions, AvtransSpec
 from openkvs.presets.codec import load
 from openkvs.storage.base import ObjectStorage
+from openkvs.worker.composition import composed
 from openkvs.worker.job import Job, Phase, ffmpeg_limits
 from openkvs.worker.outputs import OutputFile, require_bucket, upload
 
@@ -102,8 +103,13 @@ class AvtransExecutor:
         facts = facts_from_probe(found)
         if spec.segment.segment_time > 0:
             return [self._segments(job, spec, options, facts)]
-        with source_input(source.location) as opened:
-            measure = loudness_measure(spec, options, facts, input_args=opened.args())
+        with (
+            source_input(source.location) as opened,
+            composed(job, spec, options, facts, found) as (composition, facts),
+        ):
+            measure = None
+            if not composition.audio_source:  # (a joined soundtrack is refused at CreateTask)
+                measure = loudness_measure(spec, options, facts, input_args=opened.args())
             loudness = _measure_source(job, measure, opened) if measure else None
             plan = plan_transcode(
                 spec,
@@ -113,9 +119,10 @@ class AvtransExecutor:
                 scratch=str(job.scratch),
                 threads=self._threads,
                 loudness=loudness,
+                composition=composition,
             )
             stitched = None
-            if self._split is not None:
+            if self._split is not None and composition.empty:
                 stitched = self._split.transcode(job, spec, options, found, facts, opened)
             if stitched is None:
                 run_plan(job, plan, opened, self._limits, before=[measure] if measure else [])

@@ -1,0 +1,37 @@
+"""The :class:`~openkvs.engine.graph.Composition` of one avtrans job: what it adds around
+its first source (more sources joined or mixed, watermarks, subtitles).
+
+:func:`composed` opens what the parts need (more sources through the sandbox, logo and
+subtitle files fetched into the scratch folder) for as long as the command runs, and gives
+the composition with the :class:`SourceFacts` of what enters the preset's chain. Each part
+is built by its own module; an ordinary one-source task without watermarks gets the empty
+composition and its own facts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from openkvs.engine.graph import Composition, merge
+from openkvs.engine.transcode import SourceFacts
+from openkvs.presets.avtrans import AvtransOptions, AvtransSpec
+from openkvs.worker.job import Job
+
+
+@contextlib.contextmanager
+def composed(
+    job: Job,
+    spec: AvtransSpec,
+    options: AvtransOptions,
+    facts: SourceFacts,
+    found: dict[str, Any],
+) -> Iterator[tuple[Composition, SourceFacts]]:
+    """The job's composition and the facts of the media entering the preset's chain
+    (``found``: the first source's ffprobe JSON, ``facts`` its facts). Inputs are numbered
+    from 1 in the order the parts add them."""
+    with contextlib.ExitStack() as stack:
+        parts: list[Composition] = []
+        del stack, found  # used by the parts as they land
+        yield merge(parts), facts
