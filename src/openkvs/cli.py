@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from openkvs import config as config_mod
-from openkvs import logs
+from openkvs import logs, metrics
 from openkvs.config import ConfigError, Settings
 from openkvs.errors import ApiError
 from openkvs.model import User
@@ -91,6 +91,7 @@ def serve(host: str, port: int, no_workers: bool) -> None:
 
     settings = _settings()
     logs.setup(as_json=settings.log_json)
+    metrics.enable()  # before the API processes fork: they all record into one folder
     # Bind first: a busy port fails here, before any worker starts or "serving" is printed.
     sock = _listen(host, port)
     runtime = build_runtime(settings, with_workers=not no_workers)
@@ -123,6 +124,7 @@ def serve(host: str, port: int, no_workers: bool) -> None:
             others.stop()
         runtime.stop()
         sock.close()
+        metrics.disable()
         click.echo("openkvs stopped", err=True)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from openkvs import config as config_mod
-from openkvs import logs
+from openkvs import logs, metrics
 from openkvs.config import ConfigError, Settings
 from openkvs.runtime import build_runtime
 from openkvs.store.database import open_engine
@@ -64,6 +64,10 @@ def worker(pipelines: tuple[str, ...] | None, concurrency: int | None) -> None:
     if pipelines is not None:
         settings = replace(settings, worker_pipelines=pipelines)
     logs.setup(as_json=settings.log_json)
+    metrics.enable()
+    server = None
+    if settings.metrics_port:
+        server = metrics.serve(settings.metrics_port, settings.metrics_token)
     runtime = build_runtime(settings)
     stop = threading.Event()
 
@@ -84,6 +88,9 @@ def worker(pipelines: tuple[str, ...] | None, concurrency: int | None) -> None:
         pass
     click.echo("openkvs worker draining", err=True)
     runtime.stop()
+    if server is not None:
+        server.shutdown()
+    metrics.disable()
     click.echo("openkvs worker stopped", err=True)
 
 

@@ -42,6 +42,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number from 0 to 65535")
+    return value
+
+
 def _positive_float(raw: str) -> float:
     value = float(raw)
     if value <= 0:
@@ -202,6 +209,17 @@ class Settings:
         1,
         "processes of `serve` answering API requests on its port (workers run in the first)",
         parse=_positive_int,
+    )
+    metrics_port: int = _setting(
+        0,
+        "port where `openkvs worker` serves /metrics (0: none; `serve` serves it on its API port)",
+        parse=_port,
+    )
+    metrics_token: str = _setting(
+        "",
+        "bearer token /metrics asks of scrapers (Authorization: Bearer <token>); empty: "
+        "/metrics is open to anyone who reaches the port",
+        secret=True,
     )
     api_threads: int = _setting(
         16,

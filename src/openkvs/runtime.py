@@ -60,6 +60,7 @@ def open_services(settings: Settings) -> tuple[Services, Engine]:
         sealer=sealer,
         buckets=BucketStore(engine),
         runs=RunStore(engine),
+        database=engine,
     )
     _adopt_buckets(services)
     return services, engine

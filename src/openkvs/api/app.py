@@ -27,6 +27,7 @@ from openkvs.api.actions import ACTIONS, WHOLE_BODY_ACTIONS
 from openkvs.api.body import answer_closes, declares_body, read_body
 from openkvs.api.keycache import KeyCache
 from openkvs.api.objects import object_routes
+from openkvs.api.ops import ops_routes
 from openkvs.api.requestlog import RequestFacts, RequestLog, facts_of
 from openkvs.api.routing import action_params, form_params, query_params, resolve_action
 from openkvs.errors import InvalidAction, InvalidClientTokenId, SignatureDoesNotMatch
@@ -144,6 +145,7 @@ def create_app(services: Services) -> Starlette:
         routes=[
             Route("/", root, methods=["GET", "POST"]),
             *object_routes(services),  # GET/HEAD /objects/<bucket>/<key>, see api/objects.py
+            *ops_routes(services),  # /healthz, /readyz, /metrics: see api/ops.py
             Route("/{path:path}", elsewhere, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
         ],
         middleware=[Middleware(RequestLog)],  # one api_request line per request

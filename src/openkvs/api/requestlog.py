@@ -27,6 +27,7 @@ from typing import Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openkvs import metrics
 from openkvs.api import responses
 from openkvs.errors import ApiError, GatewayError
 
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 #: Where a request's facts live in its ASGI scope.
 SCOPE_KEY = "openkvs.request"
 REQUEST_ID_HEADER = "X-KSC-REQUEST-ID"
+#: Requests not counted by ``openkvs_api_requests_total`` (probes and scrapes).
+UNCOUNTED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def new_request_id() -> str:
@@ -50,6 +53,15 @@ class RequestFacts:
     user: str = ""  # "" until the signature named a user
     errnum: int | None = None  # the business answer's ErrNum (0 for success)
     error: str = ""  # the gateway error's Code (InternalError for an unexpected failure)
+
+    def result(self, status: int) -> str:
+        """The ``result`` label of ``openkvs_api_requests_total``: ``ok``, the ErrNum, the
+        gateway error's Code, or the HTTP status when neither is known."""
+        if self.errnum == 0:
+            return "ok"
+        if self.errnum is not None:
+            return str(self.errnum)
+        return self.error or str(status)
 
     def answered(self, exc: BaseException | None) -> None:
         """Note the outcome: ``None`` for success, else the exception that was answered."""
@@ -117,5 +129,8 @@ class RequestLog:
                 fields["errnum"] = facts.errnum
             if facts.error:
                 fields["error"] = facts.error
-            fields["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            seconds = time.perf_counter() - started
+            fields["latency_ms"] = round(seconds * 1000, 1)
+            if scope.get("path") not in UNCOUNTED_PATHS:
+                metrics.api_request(facts.action, facts.result(status), seconds)
             log.info("api_request", extra=fields)

@@ -345,7 +345,9 @@ def composed(
             parts.append(stage.fragment(pad, size[0], size[1], out))
             pad = out
         if gif:
-            parts.append(f"{pad}split[gifa][gifb];[gifa]palettegen[gifp];[gifb][gifp]paletteuse[vout]")
+            parts.append(
+                f"{pad}split[gifa][gifb];[gifa]palettegen[gifp];[gifb][gifp]paletteuse[vout]"
+            )
             pad = "[vout]"
         maps += ["-map", pad if pad.startswith("[v") else video_in]
     if audio_in:

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from openkvs import metrics
 from openkvs.model import Callback, DeliveryState
 from openkvs.notify.policy import host_key
 from openkvs.notify.retry import RetryPolicy
@@ -35,6 +36,13 @@ from openkvs.store.outage import OutageWatch, unavailable
 from openkvs.store.outbox import Attempt, OutboxStore
 
 log = logging.getLogger(__name__)
+
+#: ``openkvs_callback_deliveries_total{outcome}`` of each attempt's recorded state.
+_OUTCOMES = {
+    DeliveryState.DELIVERED: "delivered",
+    DeliveryState.FAILED: "gave_up",
+    DeliveryState.PENDING: "retry",
+}
 
 #: ``secrets(user_id)``: the user's ``whsec_...`` signing secret.
 Secrets = Callable[[int], str]
@@ -337,6 +345,7 @@ class Notifier:
             "http_status": result.http_status,
             "error": result.error,
         }
+        metrics.callback_attempt("completion", _OUTCOMES[state])
         if state is DeliveryState.DELIVERED:
             log.info("callback_delivered", extra=fields)
         elif state is DeliveryState.FAILED:

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import Engine
+
 from openkvs import kinds
 from openkvs.config import Settings
 from openkvs.service.concurrency import ConcurrencyLimit
@@ -54,6 +56,8 @@ class Services:
     #: stops it at once (workers elsewhere learn it at their next lease renewal).
     task_cancelled: Callable[[str], None] = field(default=_ignore)
     clock: Callable[[], float] = field(default=time.time)
+    #: The database (``/readyz`` pings it, ``/metrics`` reads the queues from it).
+    database: Engine | None = None
     #: FetchMetaInfo probes running at once, in all and per user (from ``settings`` when
     #: not given; ``dataclasses.replace`` keeps the same one).
     fetch_slots: ConcurrencyLimit | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from openkvs import metrics
 from openkvs.errors import ApiError, invalid
 from openkvs.model import NewTask, User
 from openkvs.notify.policy import AddressPolicy
@@ -138,5 +139,6 @@ def queue_task(
         client_token=submission.client_token,
     )
     if stored == task_id:
+        metrics.task_created(task_type)
         services.task_queued()
     return stored

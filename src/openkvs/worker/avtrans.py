@@ -35,10 +35,12 @@ operator: ``openkvs task show``), with the sandbox's link replaced by the source
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openkvs import metrics
 from openkvs.config import Settings
 from openkvs.engine.loudnorm import MeasuredLoudness, output_measure, run_measure, shown_loudness
 from openkvs.engine.outinfo import describe_output, outinfo_text
@@ -194,6 +196,7 @@ def run_plan(
     ran (the loudness measure), recorded first."""
     location = job.source.location
     job.record_command(command_text(shown([*before, *plan.commands], opened.url, location)))
+    started = time.monotonic()
     try:
         run_commands(
             plan.commands,
@@ -208,6 +211,7 @@ def run_plan(
         explained = opened.explain(exc)
         explained.log = exc.log.replace(opened.url, location)
         raise explained from exc
+    metrics.ffmpeg_speed(job.task.task_type, plan.duration, time.monotonic() - started)
 
 
 def _measure_source(job: Job, command: Sequence[str], opened: SourceInput) -> MeasuredLoudness:

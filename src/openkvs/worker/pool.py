@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from openkvs import __version__, kinds
+from openkvs import __version__, kinds, metrics
 from openkvs.errors import TaskError
 from openkvs.model import TaskRecord, TaskStatus
 from openkvs.notify.bodies import completion_body, completion_body_for
@@ -429,6 +429,8 @@ class WorkerPool:
             expired_before=expired_before,
         )
         if done:
+            ran = time.time() - task.started_at if task.started_at else None
+            metrics.task_finished(task.task_type, code, ran)
             log.info("task_finished", extra={"task_id": task.task_id, "errnum": code})
             self._on_finished()
         return done
