@@ -14,6 +14,8 @@ boundary where they happen, with ``raise ... from exc``.
 
 from __future__ import annotations
 
+from typing import Any
+
 #: Public API codes (spec §6.1) and our ``ErrMsg`` text for each.
 API_MESSAGES: dict[int, str] = {
     0: "success",
@@ -260,13 +262,22 @@ class TaskError(KvsError):
     message.
     """
 
-    def __init__(self, code: int, detail: str = "", *, log: str = "") -> None:
+    def __init__(
+        self,
+        code: int,
+        detail: str = "",
+        *,
+        log: str = "",
+        result: list[dict[str, Any]] | None = None,
+    ) -> None:
         if code not in TASK_MESSAGES:
             raise ValueError(f"undocumented task error code {code}")
         self.code = code
         self.detail = detail
         #: The end of the failing program's stderr, kept on the task for the operator.
         self.log = log
+        #: What the task did before it failed, stored as its result (a flow's items).
+        self.result = result
         super().__init__(f"{code} {self.message}" + (f" ({detail})" if detail else ""))
 
     @property

@@ -164,7 +164,22 @@ KINDS: tuple[Kind, ...] = (
         "openkvs.presets.avtrans:AvtransSpec",
         "openkvs.worker.part:PartExecutor",
     ),
+    Kind(
+        # A CreateFlowTask task (docs/reference.md "CreateFlowTask"): its FlowData items,
+        # each an ordinary task of its own kind, run one after another under one TaskID;
+        # one flow callback (notify/flows.py).
+        "flow",
+        (),
+        "CreateFlowTask",
+        Output.OBJECT,
+        "openkvs.presets.flow:parse",
+        "openkvs.presets.flow:FlowSpec",
+        "openkvs.worker.flow:FlowExecutor",
+    ),
 )
+
+#: The kind of CreateFlowTask tasks.
+FLOW = "flow"
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}
 _BY_PRESET_TYPE: dict[str, Kind] = {t: kind for kind in KINDS for t in kind.preset_types}

@@ -3,19 +3,13 @@ clear answer for KVS actions that are not built yet."""
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
-import httpx
-import pytest
-from tests.integration.conftest import Deployment
 from tests.support.server import child_env, cli
-
-from openkvs.api.actions import NOT_IMPLEMENTED
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,18 +59,6 @@ def test_doctor_fails_on_a_missing_data_key(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "[FAIL] data key:" in result.stdout
     assert not (data_dir / "openkvs.key").exists()
-
-
-@pytest.mark.parametrize("action", NOT_IMPLEMENTED)
-def test_actions_not_built_yet_answer_not_implemented(kvs: Deployment, action: str) -> None:
-    body = json.dumps({"Preset": "x"}).encode()
-    url = kvs.presigned("POST", f"Action={action}", body)
-    with httpx.Client(trust_env=False, timeout=30) as http:
-        reply = http.post(url, content=body)
-    assert reply.status_code == 200
-    answer = reply.json()
-    assert answer["ErrNum"] == 1101
-    assert f"{action} is not implemented" in answer["ErrMsg"]
 
 
 def test_package_metadata_uses_an_spdx_license_string() -> None:

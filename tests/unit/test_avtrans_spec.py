@@ -380,6 +380,7 @@ def test_ext_param_values() -> None:
         pass_params={"movflags": "frag_keyframe+empty_moov", "max_muxing_queue_size": "1024"},
         progress_url="https://example.com/p",
         progress_interval=2.0,
+        master_index=0,
     )
     assert options({"f": "mp4"}, {}) == AvtransOptions()
     assert (
@@ -388,16 +389,32 @@ def test_ext_param_values() -> None:
 
 
 UNRUNNABLE: list[tuple[dict[str, Any], dict[str, Any], Any, str]] = [
-    ({"f": "hls"}, {}, None, "f=hls (HLS and DASH outputs) cannot run"),
-    ({"f": "dash"}, {}, None, "f=dash (HLS and DASH outputs) cannot run"),
-    ({"f": "mp4", "LOGOS": [[{"url": "/b/l.png"}]]}, {}, None, "a watermark (LOGOS/IMAGE)"),
-    ({"f": "mp4", "IMAGE": [{"pic": "/b/l.png"}]}, {}, None, "a watermark (LOGOS/IMAGE)"),
-    ({"f": "mp4"}, {"LOGOS": [[{"url": "/b/l.png"}]]}, None, "a watermark (LOGOS/IMAGE)"),
-    ({"f": "mp4"}, {}, [*SOURCES, {"path": "/m/b.mp4", "index": 1}], "a task of 2 sources"),
-    ({"f": "mp4"}, {}, [{**SOURCES[0], "type": "subtitle"}], "a source of type 'subtitle'"),
-    ({"f": "mp4"}, {"mulHlsRate": 1}, None, "ExtParam mulHlsRate (multi-rate HLS)"),
-    ({"f": "mp4"}, {"hlsKey": "k"}, None, "ExtParam hlsKey (HLS encryption)"),
-    ({"f": "mp4"}, {"subtitle": {"url": "/b/s.srt"}}, None, "ExtParam subtitle (subtitles)"),
+    ({"f": "hls"}, {"mulHlsRate": 1}, SOURCES * 2, "ExtParam mulHlsRate=1 of 2 sources"),
+    (
+        {"f": "hls", "LOGOS": [[{"url": "/b/l.png"}]]},
+        {"mulHlsRate": 1},
+        None,
+        "a watermark with ExtParam mulHlsRate=1",
+    ),
+    (
+        {"f": "dash", "mulrate": 1, "VIDEO": {"mulVb": "400k,800k", "mulRes": "320x180,640x360"}},
+        {"LOGOS": [[{"url": "/b/l.png"}]]},
+        None,
+        "a watermark with f=dash with mulrate=1",
+    ),
+    (
+        {"f": "hls", "VIDEO": {"twopass": 1, "vb": "1m"}},
+        {"mulHlsRate": 1},
+        None,
+        "ExtParam mulHlsRate=1 with VIDEO.twopass cannot run",
+    ),
+    (
+        {"f": "hls"},
+        {"hlsKey": "0" * 32, "passParams": {"hls_segment_type": "fmp4"}},
+        None,
+        "ExtParam hlsKey with fMP4 segments cannot run",
+    ),
+    ({"f": "dash"}, {"loudnorm": {"I": -16}}, None, "ExtParam loudnorm with f=dash cannot run"),
     ({"f": "mp4"}, {"f": "flv"}, None, "ExtParam f='flv' (a per-task output format)"),
 ]
 

@@ -27,6 +27,7 @@ VALID: dict[str, dict[str, Any]] = {
     "aiproduction": {"function_name": "smart_cover"},
     "avlogo": {"LOGOS": [[{"url": "/b/logo.png"}]]},
     "avtrans_part": {"f": "mp4"},  # a chunk of a split avtrans task: its parent's spec
+    "flow": {"items": 2},  # a CreateFlowTask task: how many items it runs
 }
 
 
@@ -58,7 +59,7 @@ def test_every_executor_is_made_from_settings_and_storage(kind: kinds.Kind, tmp_
 def test_what_runs() -> None:
     assert {k.name for k in kinds.with_executors()} == {
         "avtrans", "avsnapshot", "avsample", "avinfo", "audiowave", "aiproduction",
-        "avtrans_part",
+        "avtrans_part", "flow",
     }  # fmt: skip
     assert kinds.image_kinds() == ("avsnapshot", "avsample")
     assert kinds.transcode_kinds() == ("avtrans",)

@@ -23,6 +23,9 @@ from openkvs.errors import ApiError
 from openkvs.presets.avtrans import parse
 from openkvs.presets.avtrans_ext import read_options
 
+#: One video source (what CreateTask gives the ExtParam reader).
+SOURCE = [{"path": "/b/k", "index": 0}]
+
 HEAD = ["ffmpeg", "-hide_banner", "-nostdin", "-y"]
 MP4 = {"f": "mp4", "VIDEO": {"vcodec": "h264"}, "AUDIO": {"acodec": "aac"}}
 
@@ -31,7 +34,7 @@ def plan(
     param: dict[str, Any], ext: dict[str, Any] | None = None, key: str = "list.m3u8"
 ) -> SegmentPlan:
     spec = parse(param, BASELINE)
-    options = read_options(spec, ext or {}, [{"path": "/b/k", "index": 0}])
+    options = read_options(spec, ext or {}, SOURCE)
     return plan_segments(spec, options, FACTS, input_args=INPUT, scratch="/scratch", list_key=key)
 
 
@@ -102,10 +105,10 @@ def test_bad_patterns_are_1018(bad: object) -> None:
 
 def test_segment_filename_read_only_in_segment_mode() -> None:
     spec = parse(MP4, BASELINE)
-    assert read_options(spec, {"segment_filename": "bad"}, []).segment_filename == ""
+    assert read_options(spec, {"segment_filename": "bad"}, SOURCE).segment_filename == ""
     spec = parse({**MP4, "segment_time": 2}, BASELINE)
     with pytest.raises(ApiError):
-        read_options(spec, {"segment_filename": "bad"}, [])
+        read_options(spec, {"segment_filename": "bad"}, SOURCE)
 
 
 def test_listed_files_in_order() -> None:
@@ -134,7 +137,7 @@ def test_m3u8_list() -> None:
 
 def test_segment_mode_is_never_split() -> None:
     spec = parse({**MP4, "segment_time": 2, "VIDEO": {"vcodec": "h264", "crf": 23}}, BASELINE)
-    options = read_options(spec, {}, [])
+    options = read_options(spec, {}, SOURCE)
     assert refusal(spec, options, FACTS, "mov,mp4,m4a,3gp,3g2,mj2", 1.0) == (
         "segment mode writes several files"
     )

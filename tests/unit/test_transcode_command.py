@@ -651,8 +651,9 @@ def test_probe_oddities() -> None:
     assert facts_from_probe({}) == SourceFacts()
 
 
-def test_outputs_that_do_not_run_yet_are_never_planned() -> None:
-    for f in ("hls", "dash"):
-        with pytest.raises(TaskError) as info:
-            plan_transcode(parse({"f": f}), AvtransOptions(), FACTS, input_args=INPUT, scratch="/s")
-        assert info.value.code == 2025
+def test_packaged_outputs_end_with_their_muxer() -> None:
+    """engine/hls.py and engine/dash.py turn this last output into their package."""
+    for f, name in (("hls", "/s/output.m3u8"), ("dash", "/s/output.mpd")):
+        spec = parse({"f": f})
+        plan = plan_transcode(spec, AvtransOptions(), FACTS, input_args=INPUT, scratch="/s")
+        assert plan.commands[-1][-3:] == ("-f", f, name)

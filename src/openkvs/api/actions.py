@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from openkvs.api.routing import WHOLE_BODY
-from openkvs.errors import ApiError
 from openkvs.model import User
 from openkvs.service import console, pipelines, presets, presign, stats, task_admin
 from openkvs.service import params as p
 from openkvs.service.batch import NO_BODY, batch_create_task
 from openkvs.service.context import Services
+from openkvs.service.flows import create_flow_task
 from openkvs.service.metainfo import fetch_meta_info
 from openkvs.service.task_create import create_task
 from openkvs.service.tasks import get_task_by_task_id
@@ -32,6 +32,10 @@ def _create_task(services: Services, user: User, params: p.Params) -> dict[str, 
     return {"TaskID": create_task(services, user, params)}
 
 
+def _create_flow_task(services: Services, user: User, params: p.Params) -> dict[str, Any]:
+    return {"TaskID": create_flow_task(services, user, params)}
+
+
 def _batch_create_task(services: Services, user: User, params: p.Params) -> dict[str, Any]:
     return batch_create_task(services, user, params.get(WHOLE_BODY, NO_BODY))
 
@@ -39,19 +43,6 @@ def _batch_create_task(services: Services, user: User, params: p.Params) -> dict
 #: Actions whose POST body is not an object of parameters, but passed whole (a JSON array).
 WHOLE_BODY_ACTIONS = frozenset({"BatchCreateTask"})
 
-
-def _not_implemented(action: str) -> Handler:
-    """The handler of an action of the KVS API that this openkvs does not run yet: a clear
-    1101 that names it, instead of the gateway's InvalidAction for an unknown name."""
-
-    def handler(_services: Services, _user: User, _params: p.Params) -> dict[str, Any]:
-        raise ApiError(1101, f"{action} is not implemented by this openkvs yet")
-
-    return handler
-
-
-#: Actions of the KVS API that are not built yet (listed as missing in the README).
-NOT_IMPLEMENTED = ("CreateFlowTask",)
 
 ACTIONS: dict[str, Handler] = {
     "Preset": presets.create_preset,
@@ -61,6 +52,7 @@ ACTIONS: dict[str, Handler] = {
     "GetPresetDetail": presets.get_preset_detail,
     "CreateTask": _create_task,
     "BatchCreateTask": _batch_create_task,
+    "CreateFlowTask": _create_flow_task,
     "CreateWaveTask": _create_wave_task,
     "DelTaskByTaskID": task_admin.del_task,
     "TopTaskByTaskID": task_admin.top_task,
@@ -78,5 +70,4 @@ ACTIONS: dict[str, Handler] = {
     "ListFetchObjectMediaProcess": console.list_fetch_object_media_process,
     "GetFetchObjectMediaProcess": console.get_fetch_object_media_process,
     "GetObjectURL": presign.get_object_url,  # openkvs extension: presigned object URLs
-    **{name: _not_implemented(name) for name in NOT_IMPLEMENTED},
 }

@@ -104,11 +104,11 @@ CONTAINERS: dict[str, Container] = {
     for c in (
         Container("mp4", "mp4", ".mp4", (*_AV, "vp9"), ("aac", "mp3", "opus"), faststart=True),
         Container("flv", "flv", ".flv", ("h264",), ("aac", "mp3")),
-        Container("hls", "hls", ".m3u8", _AV, ("aac", "mp3"), runs=False),
+        Container("hls", "hls", ".m3u8", _AV, ("aac", "mp3")),
         Container("mpegts", "mpegts", ".ts", _AV, ("aac", "mp3", "opus")),
         Container("mp3", "mp3", ".mp3", (), ("mp3",)),
         Container("adts", "adts", ".aac", (), ("aac",)),
-        Container("dash", "dash", ".mpd", (*_AV, "vp9"), ("aac", "opus"), runs=False),
+        Container("dash", "dash", ".mpd", (*_AV, "vp9"), ("aac", "opus")),
         Container("gif", "gif", ".gif", ("gif",), ()),
         Container("webp", "webp", ".webp", ("webp",), ()),
         Container("flac", "flac", ".flac", (), ("flac",)),

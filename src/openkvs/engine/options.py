@@ -267,6 +267,22 @@ PASS_PARAMS: dict[str, PassParam] = {
         ),
         ("flv",),
     ),
+    # HLS (f=hls): segment container, playlist type, and the flags that keep every segment
+    # starting on a keyframe and every file in the package folder (engine/hls.py).
+    "hls_segment_type": PassParam("-hls_segment_type", _names("mpegts", "fmp4"), ("hls",)),
+    "hls_playlist_type": PassParam("-hls_playlist_type", _names("vod", "event"), ("hls",)),
+    "hls_flags": PassParam(
+        "-hls_flags",
+        _flags(
+            "single_file",
+            "independent_segments",
+            "program_date_time",
+            "round_durations",
+            "discont_start",
+            "temp_file",
+        ),
+        ("hls",),
+    ),
     "cluster_size_limit": PassParam("-cluster_size_limit", _num(0, 1 << 30), _MKV),
     "cluster_time_limit": PassParam("-cluster_time_limit", _num(0, 3_600_000), _MKV),
     "reserve_index_space": PassParam("-reserve_index_space", _num(0, 1 << 30), _MKV),

@@ -25,6 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from openkvs.engine.graph import EMPTY, Composition
 from openkvs.engine.transcode import SourceFacts, TranscodePlan, plan_transcode
 from openkvs.errors import ApiError
 from openkvs.presets.avtrans import AvtransOptions, AvtransSpec
@@ -89,14 +90,22 @@ def plan_segments(
     scratch: str,
     list_key: str,
     threads: int = 0,
+    composition: Composition = EMPTY,
 ) -> SegmentPlan:
-    """The segment-mode plan of one avtrans task (``spec.segment.segment_time > 0``)."""
+    """The segment-mode plan of one avtrans task (``spec.segment.segment_time > 0``);
+    ``composition``: watermarks, several sources (``engine/graph.py``)."""
     seg = spec.segment
     if seg.start_segment_time:
         start = options.ss if options.ss is not None else spec.clip.ss or 0.0
         options = replace(options, ss=start + seg.start_segment_time)
     plan = plan_transcode(
-        spec, options, facts, input_args=input_args, scratch=scratch, threads=threads
+        spec,
+        options,
+        facts,
+        input_args=input_args,
+        scratch=scratch,
+        threads=threads,
+        composition=composition,
     )
     length = str(seg.segment_time)
     keyframes = ["-force_key_frames", f"expr:gte(t,n_forced*{length})"]

@@ -84,7 +84,7 @@ class AvtransSpec:
     segment: SegmentSpec = field(default_factory=SegmentSpec)
     mul: MulSpec = field(default_factory=MulSpec)
     #: Watermarks as the client sent them (``LOGOS`` tracks, legacy ``IMAGE`` items),
-    #: checked by ``preset_params``; they run in a later version (1015 at CreateTask).
+    #: checked by ``preset_params``; read as typed tracks by ``presets/logos.py``.
     logos: tuple[tuple[dict[str, Any], ...], ...] = ()
     image: tuple[dict[str, Any], ...] = ()
     zd_video_type: int | None = None  # zdParams.video_tpye (Kshd tuning; not applied yet)

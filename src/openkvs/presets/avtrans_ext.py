@@ -1,11 +1,11 @@
 """A task's ExtParam for ``avtrans`` (spec §3.8) → :class:`AvtransOptions`.
 
 Read at CreateTask, in this order: shapes this openkvs cannot run yet are refused with
-``ApiError(1015)`` (HLS and DASH outputs, watermarks, several sources or a
-source that is not of type ``video``, multi-rate HLS, HLS keys, subtitles, a per-task
-format); then each value, ``1018`` naming it when its type or range is wrong. Unknown keys
-are ignored. ``Callback.progress_cburl`` itself was checked with the submission (the
-callback address rules).
+``ApiError(1015)`` (a per-task format, HLS or DASH of several sources); then
+each value, ``1018`` naming it when its type or range is wrong (the sources and their keys:
+``presets/avtrans_sources.py``). Unknown keys are ignored.
+``Callback.progress_cburl`` itself was checked with the submission (the callback address
+rules).
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from openkvs.engine.formats import CONTAINERS
+from openkvs.engine.hls_key import HlsKey, parse_key
 from openkvs.engine.loudnorm import I_RANGE, LRA_RANGE, TP_RANGE, LoudnessTarget
 from openkvs.engine.options import PASS_PARAMS, X265_TUNES
 from openkvs.errors import ApiError
+from openkvs.presets.avtrans_sources import read_sources
+from openkvs.presets.logos import LogoSpec, check_count, ext_tracks, preset_tracks
 from openkvs.service.param_values import parse_time, to_number
 
 if TYPE_CHECKING:
@@ -43,10 +46,30 @@ class AvtransOptions:
     progress_interval: float = 10.0  # seconds between progress callbacks
     loudnorm: LoudnessTarget | None = None  # two-pass loudness normalisation (our addition)
     segment_filename: str = ""  # segment mode: the files' name pattern (engine/segments.py)
+    #: Several sources (presets/avtrans_sources.py): the master video's SrcInfo.index
+    #: (None: the first video), mixing the audio source in, burned or soft subtitles.
+    master_index: int | None = None
+    audio_mix: bool = False
+    subtitle_mode: str = "burn"
+    mul_hls_rate: bool = False  # f=hls: the renditions of engine/ladder.py and a master playlist
+    hls_key: HlsKey | None = None  # f=hls: AES-128 encryption (engine/hls_key.py)
+    #: ExtParam LOGOS (presets/logos.py): replaces the preset's watermarks (None: keep them).
+    logos: tuple[tuple[LogoSpec, ...], ...] | None = None
 
 
 def _given(ext: Mapping[str, Any], key: str) -> bool:
     return ext.get(key) not in (None, "")
+
+
+def several_renditions(spec: AvtransSpec, ext: Mapping[str, Any]) -> str:
+    """What makes the output several renditions from one decode (``mulHlsRate=1`` with
+    ``f=hls``, ``mulrate=1`` with ``f=dash``), or "": such outputs take one source and no
+    watermark (each rendition would need the whole composition again)."""
+    if spec.f == "hls" and ext.get("mulHlsRate") in (1, "1"):
+        return "ExtParam mulHlsRate=1"
+    if spec.f == "dash" and spec.mul.enabled:
+        return "f=dash with mulrate=1"
+    return ""
 
 
 def refuse_unrunnable(
@@ -58,19 +81,9 @@ def refuse_unrunnable(
         return ApiError(1015, f"{what} cannot run on this openkvs yet")
 
     if not CONTAINERS[spec.f].runs:
-        raise cannot(f"f={spec.f} (HLS and DASH outputs)")
-    if spec.logos or spec.image or _given(ext, "LOGOS"):
-        raise cannot("a watermark (LOGOS/IMAGE)")
-    if len(sources) > 1:
-        raise cannot(f"a task of {len(sources)} sources (concatenation, extra tracks)")
-    kind = sources[0].get("type", "video") if sources else "video"
-    if kind != "video":
-        raise cannot(f"a source of type {kind!r} (only 'video' sources)")
-    for key, what in (("mulHlsRate", "multi-rate HLS"), ("hlsKey", "HLS encryption")):
-        if _given(ext, key) and ext[key] not in (0, "0"):
-            raise cannot(f"ExtParam {key} ({what})")
-    if _given(ext, "subtitle"):
-        raise cannot("ExtParam subtitle (subtitles)")
+        raise cannot(f"f={spec.f}")
+    if several_renditions(spec, ext) and len(sources) > 1:
+        raise cannot(f"{several_renditions(spec, ext)} of {len(sources)} sources")
     if _given(ext, "f") and ext["f"] != spec.f:
         raise cannot(f"ExtParam f={ext['f']!r} (a per-task output format)")
 
@@ -87,6 +100,7 @@ def read_options(
         raise ApiError(1018, f"ExtParam {name} needs re-encoded audio: {why}")
     loudnorm = _loudnorm(spec, ext.get("loudnorm"))
     _master_index(ext, sources)
+    joined = read_sources(spec, ext, sources)
     url, interval = _callback(ext)
     return AvtransOptions(
         ss=_seconds(ext, "ss", positive=False),
@@ -98,16 +112,67 @@ def read_options(
         progress_interval=interval,
         loudnorm=loudnorm,
         segment_filename=_segment_filename(spec, ext),
+        logos=_logos(spec, ext),
+        mul_hls_rate=_mul_hls_rate(spec, ext),
+        hls_key=_hls_key(spec, ext),
+        master_index=joined.master_index,
+        audio_mix=joined.audio_mix,
+        subtitle_mode=joined.subtitle_mode,
     )
 
 
+def _logos(spec: AvtransSpec, ext: Mapping[str, Any]) -> tuple[tuple[LogoSpec, ...], ...] | None:
+    """ExtParam ``LOGOS`` (``presets/logos.py``, 1018 naming the key), which replaces the
+    preset's watermarks; 1015 for watermarks on an output that cannot carry them yet."""
+    override = ext_tracks(ext)
+    if override and spec.video.codec in ("", "copy"):
+        why = "the preset copies the video" if spec.video.codec else "the output has no video"
+        raise ApiError(1018, f"ExtParam LOGOS needs re-encoded video: {why}")
+    tracks = override if override is not None else preset_tracks(spec.logos, spec.image)
+    check_count(tracks)
+    if tracks and several_renditions(spec, ext):
+        what = several_renditions(spec, ext)
+        raise ApiError(1015, f"a watermark with {what} cannot run on this openkvs yet")
+    return override
+
+
 def _segment_filename(spec: AvtransSpec, ext: Mapping[str, Any]) -> str:
-    """ExtParam ``segment_filename`` of a segment-mode task, checked (1018)."""
-    if spec.segment.segment_time <= 0 or not _given(ext, "segment_filename"):
+    """ExtParam ``segment_filename`` of a segment-mode or ``f=hls`` task, checked (1018)."""
+    packaged = spec.f == "hls" or spec.segment.segment_time > 0
+    if not packaged or not _given(ext, "segment_filename"):
         return ""
     from openkvs.engine.segments import check_pattern  # engine imports presets
 
     return check_pattern(ext["segment_filename"])
+
+
+def _mul_hls_rate(spec: AvtransSpec, ext: Mapping[str, Any]) -> bool:
+    """ExtParam ``mulHlsRate``: 0 or 1; 1 only with ``f=hls`` and a re-encoded video."""
+    if not _given(ext, "mulHlsRate") or ext["mulHlsRate"] in (0, "0"):
+        return False
+    if ext["mulHlsRate"] not in (1, "1"):
+        raise ApiError(1018, f"ExtParam mulHlsRate must be 0 or 1, got {ext['mulHlsRate']!r:.20}")
+    if spec.f != "hls":
+        raise ApiError(1018, f"ExtParam mulHlsRate=1 needs f=hls, the preset has f={spec.f}")
+    if spec.video.codec in ("", "copy"):
+        why = "copies the video" if spec.video.codec else "has no video"
+        raise ApiError(1018, f"ExtParam mulHlsRate=1 needs re-encoded video: the preset {why}")
+    if spec.video.twopass:
+        raise ApiError(1015, "ExtParam mulHlsRate=1 with VIDEO.twopass cannot run on this openkvs")
+    return True
+
+
+def _hls_key(spec: AvtransSpec, ext: Mapping[str, Any]) -> HlsKey | None:
+    """ExtParam ``hlsKey`` (``engine/hls_key.py``): only with ``f=hls`` in MPEG-TS segments."""
+    key = parse_key(ext.get("hlsKey"))
+    if key is None:
+        return None
+    if spec.f != "hls":
+        raise ApiError(1018, f"ExtParam hlsKey needs f=hls, the preset has f={spec.f}")
+    passed = ext.get("passParams")
+    if isinstance(passed, Mapping) and passed.get("hls_segment_type") == "fmp4":
+        raise ApiError(1015, "ExtParam hlsKey with fMP4 segments cannot run on this openkvs")
+    return key
 
 
 def _loudnorm(spec: AvtransSpec, raw: Any) -> LoudnessTarget | None:
@@ -121,8 +186,9 @@ def _loudnorm(spec: AvtransSpec, raw: Any) -> LoudnessTarget | None:
     if spec.audio.codec in ("", "copy"):
         why = "the preset copies the audio" if spec.audio.codec else "the output has no audio"
         raise ApiError(1018, f"ExtParam loudnorm needs re-encoded audio: {why}")
-    if spec.segment.segment_time > 0:
-        raise ApiError(1015, "ExtParam loudnorm with segment mode cannot run on this openkvs yet")
+    if spec.segment.segment_time > 0 or spec.f in ("hls", "dash"):
+        what = f"f={spec.f}" if spec.f in ("hls", "dash") else "segment mode"
+        raise ApiError(1015, f"ExtParam loudnorm with {what} cannot run on this openkvs yet")
     default = LoudnessTarget()
     values = {}
     for key, bounds in (("I", I_RANGE), ("TP", TP_RANGE), ("LRA", LRA_RANGE)):

@@ -258,6 +258,7 @@ def check_avtrans(param: Mapping[str, Any]) -> None:
         _check_video(video[0], _object(*video))
     if audio := section(param, "AUDIO"):
         check_fields(audio[0], _object(*audio), _AUDIO)
+    _check_mul(param, video, audio)
     for key, schema in (("CLIP", _CLIP), ("zdParams", _ZD_PARAMS)):
         if given(param, key):
             check_fields(f"Param.{key}", _object(f"Param.{key}", param[key]), schema)
@@ -280,6 +281,24 @@ def _check_video(path: str, video: Mapping[str, Any]) -> None:
                 f"{path}.{key}",
                 f"must have as many items as {first} ({counts[first]}), got {count}",
             )
+
+
+def _check_mul(
+    param: Mapping[str, Any], video: tuple[str, Any] | None, audio: tuple[str, Any] | None
+) -> None:
+    """``mulrate=1`` needs at least one ``mul*`` list (``AUDIO.mulAb`` is a list of audio
+    representations of its own: its length is free)."""
+    if not given(param, "mulrate") or int(param["mulrate"]) != 1:
+        return
+    found = [
+        key
+        for section_found, keys in ((video, MUL_KEYS), (audio, ("mulAb",)))
+        if section_found is not None
+        for key in keys
+        if given(section_found[1], key)
+    ]
+    if not found:
+        raise invalid("Param.mulrate", "needs VIDEO.mulVb, mulRes or mulVr (or AUDIO.mulAb)")
 
 
 def check_avlogo(param: Mapping[str, Any]) -> int:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkvs import kinds
 from openkvs.errors import ApiError
 from openkvs.model import TaskRecord, TaskStatus, User
 from openkvs.parts import MAX_PARTS, part_task_id
 from openkvs.service import params as p
+from openkvs.service.chains import chain_info
 from openkvs.service.context import Services
+from openkvs.service.flows import flow_items
 from openkvs.service.ids import cst_text, looks_like_task_id
 from openkvs.store.runs import TaskRun
 
@@ -65,7 +68,8 @@ def task_detail(services: Services, task: TaskRecord) -> dict[str, Any]:
     """One task's ``TaskInfo`` with what its run did (``Command``, ``ProgressStatus``) and,
     for a task made in parts (split-and-stitch), ``Parts``: each part's ``Index``,
     ``Status`` and ``Progress``; for a succeeded task with ExtParam ``loudnorm``,
-    ``Loudness`` from its result item (our additions)."""
+    ``Loudness`` from its result item; for a preset chain, ``Chain``; for a flow,
+    ``FlowItems`` (our additions)."""
     run = services.runs.get(task.task_id) or TaskRun(task.task_id, "", "", "")
     info = task_info(task, run)
     loudness = next((i["loudness"] for i in task.result or [] if "loudness" in i), None)
@@ -74,6 +78,11 @@ def task_detail(services: Services, task: TaskRecord) -> dict[str, Any]:
     parts = task_parts(services, task)
     if parts:
         info["Parts"] = parts
+    chain = chain_info(task.request)
+    if chain:
+        info["Chain"] = chain  # a preset chain "A|B": each stage's preset (service/chains.py)
+    if task.task_type == kinds.FLOW:
+        info["FlowItems"] = flow_items(task)  # each FlowData item (service/flows.py)
     return info
 
 

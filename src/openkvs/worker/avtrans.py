@@ -7,7 +7,8 @@ upload it with DstAcl and its content type (``worker.outputs``). The callback it
 ``{"dstpath": key, "segmentlisttype": "", "outMediainfo": <JSON text>}`` (spec §5.4 b).
 Segment mode (``segment_time > 0``, ``engine/segments.py``) never splits: it uploads every
 file and the m3u8 list at the key, and its item is ``{"dstpath", "segmentlisttype": "m3u8",
-"segmentsinfo": <JSON text>}`` (spec §5.4 c).
+"segmentsinfo": <JSON text>}`` (spec §5.4 c); its files get ``segfile_acl`` (default DstAcl).
+``f=hls`` and ``f=dash`` (``worker/packaged.py``) never split either.
 
 A long output may instead be made in parts by several workers (``worker/split.py``, given
 to the executor as ``split`` by processes that run tasks): the plan is checked as for a
@@ -26,6 +27,8 @@ the task's time limit (OPENKVS_TASK_TIMEOUT)    2038
 output over OPENKVS_MAX_OUTPUT_MB               2010
 ffmpeg over OPENKVS_FFMPEG_MAX_RSS_MB           2002
 DelTaskByTaskID while it runs                   2005
+a watermark logo that cannot be fetched         2032 (``worker/logos.py``)
+a watermark logo that is not an image           3150
 ==============================================  ==========================================
 
 Each failure of an ffmpeg run carries the end of its stderr as ``log`` (kept for the
@@ -64,12 +67,15 @@ from openkvs.engine.transcode import (
     plan_transcode,
 )
 from openkvs.errors import TaskError
+from openkvs.notify.policy import AddressPolicy
 from openkvs.presets.avtrans import AvtransOptions, AvtransSpec
 from openkvs.presets.codec import load
 from openkvs.storage.base import ObjectStorage
 from openkvs.worker.composition import composed
 from openkvs.worker.job import Job, Phase, ffmpeg_limits
+from openkvs.worker.logos import LogoFetcher
 from openkvs.worker.outputs import OutputFile, require_bucket, upload
+from openkvs.worker.packaged import run_packaged
 
 if TYPE_CHECKING:
     from openkvs.worker.split import SplitTranscoder
@@ -94,8 +100,14 @@ class AvtransExecutor:
         self._split = split
         self._threads = settings.ffmpeg_threads
         self._limits = ffmpeg_limits(settings)
+        # Logos over http(s) follow the callbacks' address rules (worker/logos.py).
+        self._logos = LogoFetcher(AddressPolicy(settings.callback_allow))
 
     def run(self, job: Job) -> list[dict[str, Any]]:
+        if job.task.request.get("first_stage"):  # a preset chain "A|B"
+            from openkvs.worker.chain import run_chain
+
+            return run_chain(self, job)
         spec: AvtransSpec = job.spec
         options = load(AvtransOptions, job.options)
         source, destination = job.source, job.destination
@@ -103,11 +115,25 @@ class AvtransExecutor:
         require_bucket(self._storage, destination.bucket)
         found = probe(source.location, min(PROBE_TIMEOUT, job.remaining()), cancel=job.cancel)
         facts = facts_from_probe(found)
+        if spec.f in ("hls", "dash"):  # a package of files: worker/packaged.py
+            threads, limits = self._threads, self._limits
+            return [
+                run_packaged(
+                    job,
+                    spec,
+                    options,
+                    facts,
+                    found=found,
+                    logos=self._logos,
+                    threads=threads,
+                    limits=limits,
+                )
+            ]
         if spec.segment.segment_time > 0:
-            return [self._segments(job, spec, options, facts)]
+            return [self._segments(job, spec, options, facts, found)]
         with (
             source_input(source.location) as opened,
-            composed(job, spec, options, facts, found) as (composition, facts),
+            composed(job, spec, options, facts, found, logos=self._logos) as (composition, facts),
         ):
             measure = None
             if not composition.audio_source:  # (a joined soundtrack is refused at CreateTask)
@@ -124,7 +150,8 @@ class AvtransExecutor:
                 composition=composition,
             )
             stitched = None
-            if self._split is not None and composition.empty:
+            # Parts read the source from storage: a chain's stage-1 file (no bucket) is not.
+            if self._split is not None and composition.empty and source.bucket:
                 stitched = self._split.transcode(job, spec, options, found, facts, opened)
             if stitched is None:
                 run_plan(job, plan, opened, self._limits, before=[measure] if measure else [])
@@ -145,13 +172,46 @@ class AvtransExecutor:
             self._split.discard(stitched.bucket, stitched.keys)
         return [item]
 
+    def produce(self, job: Job) -> Path:
+        """Transcode the job's source with its spec and options into its scratch folder and
+        return the file, not uploaded: the first stage of a preset chain (worker/chain.py)."""
+        spec: AvtransSpec = job.spec
+        options = load(AvtransOptions, job.options)
+        location = job.source.location
+        found = probe(location, min(PROBE_TIMEOUT, job.remaining()), cancel=job.cancel)
+        facts = facts_from_probe(found)
+        with (
+            source_input(location) as opened,
+            composed(job, spec, options, facts, found, logos=self._logos) as (composition, facts),
+        ):
+            plan = plan_transcode(
+                spec,
+                options,
+                facts,
+                input_args=opened.args(),
+                scratch=str(job.scratch),
+                threads=self._threads,
+                composition=composition,
+            )
+            run_plan(job, plan, opened, self._limits)
+        job.check()
+        return Path(plan.output)
+
     def _segments(
-        self, job: Job, spec: AvtransSpec, options: AvtransOptions, facts: SourceFacts
+        self,
+        job: Job,
+        spec: AvtransSpec,
+        options: AvtransOptions,
+        facts: SourceFacts,
+        found: dict[str, Any],
     ) -> dict[str, Any]:
         """Segment mode (``engine/segments.py``): cut, measure and upload every file, then
         the m3u8 list at DstObjectKey."""
         key = job.destination.key
-        with source_input(job.source.location) as opened:
+        with (
+            source_input(job.source.location) as opened,
+            composed(job, spec, options, facts, found, logos=self._logos) as (composition, facts),
+        ):
             planned = plan_segments(
                 spec,
                 options,
@@ -160,6 +220,7 @@ class AvtransExecutor:
                 scratch=str(job.scratch),
                 list_key=key,
                 threads=self._threads,
+                composition=composition,
             )
             run_plan(job, planned.plan, opened, self._limits)
         job.check()
@@ -175,7 +236,12 @@ class AvtransExecutor:
         listed = job.scratch / (".list" + os.path.splitext(key)[1])
         listed.write_text(m3u8_list(parts), encoding="utf-8")
         files = [
-            OutputFile(job.scratch / p.name, planned.prefix + p.name, planned.content_type)
+            OutputFile(
+                job.scratch / p.name,
+                planned.prefix + p.name,
+                planned.content_type,
+                spec.segment.segfile_acl,  # "" = DstAcl
+            )
             for p in parts
         ]
         upload(job, [*files, OutputFile(listed, key, "application/vnd.apple.mpegurl")])

@@ -18,6 +18,8 @@ from openkvs.engine.graph import Composition, merge
 from openkvs.engine.transcode import SourceFacts
 from openkvs.presets.avtrans import AvtransOptions, AvtransSpec
 from openkvs.worker.job import Job
+from openkvs.worker.logos import LogoFetcher, watermarks
+from openkvs.worker.sources_part import sources_part
 
 
 @contextlib.contextmanager
@@ -27,11 +29,19 @@ def composed(
     options: AvtransOptions,
     facts: SourceFacts,
     found: dict[str, Any],
+    *,
+    logos: LogoFetcher | None = None,
 ) -> Iterator[tuple[Composition, SourceFacts]]:
     """The job's composition and the facts of the media entering the preset's chain
     (``found``: the first source's ffprobe JSON, ``facts`` its facts). Inputs are numbered
     from 1 in the order the parts add them."""
     with contextlib.ExitStack() as stack:
         parts: list[Composition] = []
-        del stack, found  # used by the parts as they land
+        # First: the other sources (joined videos, soundtrack, subtitles: sources_part.py).
+        sources, facts = sources_part(job, spec, options, facts, found, stack)
+        parts.append(sources)
+        # Watermarks (worker/logos.py): logo files fetched into the scratch folder;
+        # ``logos`` fetches with the operator's address policy (default: the strict one).
+        first = 1 + sum(len(p.inputs) for p in parts)
+        parts.append(watermarks(job, spec, options, first=first, fetcher=logos or LogoFetcher()))
         yield merge(parts), facts

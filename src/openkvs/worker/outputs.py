@@ -1,6 +1,7 @@
 """Writing a job's output files from its scratch folder to the destination bucket.
 
-Every object is written with the task's ``DstAcl`` (``job.destination.acl``) and a content
+Every object is written with the task's ``DstAcl`` (``job.destination.acl``) unless the file
+names its own ACL (segment files with ``segfile_acl``, an HLS key object), and a content
 type (the plan's, else the one its key's extension gives: ``storage/mime.py``). Progress is
 reported as :attr:`Phase.UPLOADING`, by bytes written. The destination bucket gone (deleted
 after CreateTask) or any failed write → ``TaskError(2033)`` ("HTTP upload file fail");
@@ -30,6 +31,7 @@ class OutputFile:
     path: Path
     key: str
     content_type: str = ""  # "" → from the key's extension
+    acl: str = ""  # "" → the task's DstAcl (segfile_acl, an HLS key: their own)
 
 
 def require_bucket(
@@ -73,7 +75,7 @@ def put_file(job: Job, output: OutputFile) -> None:
             destination.bucket,
             output.key,
             output.path,
-            acl=destination.acl,
+            acl=output.acl or destination.acl,
             content_type=output.content_type or content_type_for(output.key),
         )
 

@@ -38,9 +38,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openkvs import __version__, kinds, metrics
-from openkvs.errors import TaskError
+from openkvs.errors import TASK_MESSAGES, TaskError
 from openkvs.model import TaskRecord, TaskStatus
 from openkvs.notify.bodies import completion_body, completion_body_for
+from openkvs.notify.flows import flow_callback
 from openkvs.store.outage import OutageWatch
 from openkvs.store.runs import RunStore
 from openkvs.store.tasks import Blocker, TaskStore
@@ -318,6 +319,7 @@ class WorkerPool:
         log.info("task_claimed", extra={"task_id": task.task_id, "attempt": task.attempts})
         with self._lock:
             self._jobs[task.task_id] = job
+        items: list[dict[str, Any]] | None
         try:
             job.sink = self._sinks(task) if self._sinks is not None else None
             with self._jobs_maker.job(
@@ -329,7 +331,7 @@ class WorkerPool:
             ) as run:
                 code, items = 0, self._executors[task.task_type].run(run)
         except TaskError as exc:
-            code, items = exc.code, None
+            code, items = exc.code, exc.result  # (a flow keeps its items' results)
             log.warning(
                 "task_failed",
                 extra={"task_id": task.task_id, "errnum": exc.code, "detail": exc.detail},
@@ -407,22 +409,27 @@ class WorkerPool:
         """End ``task`` held by ``owner`` (its status and callback); False when ``owner``
         no longer holds it."""
         cb_url = task.request.get("CbUrl", "")
-        body = completion_body(
-            task_id=task.task_id,
-            task_type=task.task_type,
-            bucket=task.request.get("DstBucket", ""),
-            error_code=code,
-            items=items,
-            with_progress=progress_target(task) is not None,
-        )
-        sent = completion_body_for(body, task.request)  # the user's legacy variants, if any
+        if task.task_type == kinds.FLOW:  # one callback for the whole flow (spec §5.6)
+            sent = flow_callback(
+                task_id=task.task_id, error_code=code, results=items, request=task.request
+            )
+        else:
+            body = completion_body(
+                task_id=task.task_id,
+                task_type=task.task_type,
+                bucket=task.request.get("DstBucket", ""),
+                error_code=code,
+                items=items,
+                with_progress=progress_target(task) is not None,
+            )
+            sent = completion_body_for(body, task.request)  # the user's legacy variants
         status = TaskStatus.SUCC if code == 0 else TaskStatus.FAIL
         done = self._tasks.finish(
             task.task_id,
             owner,
             status=status,
             error_code=code,
-            error_msg="" if code == 0 else body["Details"]["errmsg"],
+            error_msg="" if code == 0 else TASK_MESSAGES[code],
             result=items,
             callback=(cb_url, sent) if cb_url else None,
             now=time.time(),
