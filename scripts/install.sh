@@ -14,6 +14,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # The tests also run the README's curl example.
 [ -n "$extras" ] && ! command -v curl >/dev/null 2>&1 && need+=(curl)
+# The console's browser tests drive the system Chromium (Playwright never downloads one).
+[ -n "$extras" ] && ! command -v chromium >/dev/null 2>&1 && need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -28,4 +30,20 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".${extras}"
+
+# The web console plays HLS outputs with hls.js, served by openkvs itself (never from a CDN).
+# It is taken from the npm registry when npm is available; without it the console still
+# works and plays HLS only where the browser does natively.
+vendor=src/openkvs/console/static/vendor
+if [ ! -f "$vendor/hls.min.js" ] && command -v npm >/dev/null 2>&1; then
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && npm pack --silent hls.js@1 >/dev/null 2>&1) \
+        && tar -xzf "$tmp"/hls.js-*.tgz -C "$tmp" package/dist/hls.min.js; then
+        mkdir -p "$vendor"
+        cp "$tmp/package/dist/hls.min.js" "$vendor/hls.min.js"
+    else
+        echo "hls.js could not be fetched: the console plays HLS only where the browser does" >&2
+    fi
+    rm -rf "$tmp"
+fi
 echo "openkvs installed in $(pwd)/.venv"

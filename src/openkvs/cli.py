@@ -90,7 +90,9 @@ def serve(host: str, port: int, no_workers: bool) -> None:
     from openkvs.api.server import make_server
 
     settings = _settings()
-    logs.setup(as_json=settings.log_json)
+    logs.setup(
+        as_json=settings.log_json, folder=settings.logs_dir, keep_days=settings.log_keep_days
+    )
     metrics.enable()  # before the API processes fork: they all record into one folder
     # Bind first: a busy port fails here, before any worker starts or "serving" is printed.
     sock = _listen(host, port)
@@ -247,6 +249,29 @@ def keys_callbacks(user: str, lowercase: str | None, ks3_items: str | None) -> N
     click.echo(f"user:       {user}")
     click.echo(f"lowercase:  {on[style.lowercase]}")
     click.echo(f"ks3-items:  {on[style.ks3_items]}")
+
+
+@keys.command("admin")
+@click.option("--user", default="default", show_default=True, help="user (tenant) name")
+@click.argument("switch", type=_ON_OFF, required=False)
+def keys_admin(user: str, switch: str | None) -> None:
+    """Show or switch the user's console admin flag (off by default): an admin signed in
+    to the web console (/console) sees and acts on every user's data. The API is not
+    affected."""
+    services, engine = open_services(_settings())
+    try:
+        found = services.users.find_user(user)
+        if found is None:
+            raise click.ClickException(
+                f"no user {user} (`openkvs keys create --user {user}` creates it)"
+            )
+        if switch is not None:
+            services.users.set_admin(found.id, switch == "on")
+        admin = services.users.is_admin(found.id)
+    finally:
+        engine.dispose()
+    click.echo(f"user:   {user}")
+    click.echo(f"admin:  {'on' if admin else 'off'}")
 
 
 def _utc(seconds: float) -> str:
@@ -646,9 +671,11 @@ def show_config() -> None:
 
 
 def _register_people_commands() -> None:
+    from openkvs.cli_logs import logs_command
     from openkvs.cli_tasks import preset, task
     from openkvs.cli_workers import worker, workers
 
+    main.add_command(logs_command)
     main.add_command(task)
     main.add_command(preset)
     main.add_command(worker)

@@ -63,7 +63,9 @@ def worker(pipelines: tuple[str, ...] | None, concurrency: int | None) -> None:
         settings = replace(settings, workers=concurrency)
     if pipelines is not None:
         settings = replace(settings, worker_pipelines=pipelines)
-    logs.setup(as_json=settings.log_json)
+    logs.setup(
+        as_json=settings.log_json, folder=settings.logs_dir, keep_days=settings.log_keep_days
+    )
     metrics.enable()
     server = None
     if settings.metrics_port:

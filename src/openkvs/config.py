@@ -277,6 +277,15 @@ class Settings:
         50, "largest Quota UpdatePipeline accepts", parse=_positive_int
     )
     log_json: bool = _setting(False, "write logs as JSON lines", parse=_bool)
+    log_dir: Path = _setting(
+        Path(""),
+        "folder where serve and worker also write their logs as JSON lines (one file per "
+        "process, read by `openkvs logs`); empty means <data_dir>/logs",
+        parse=Path,
+    )
+    log_keep_days: float = _setting(
+        7.0, "days a log file of that folder is kept after its last line", parse=_positive_float
+    )
     max_body_bytes: int = _setting(
         1024 * 1024, "largest request body accepted (413 over it)", parse=_positive_int
     )
@@ -376,6 +385,11 @@ class Settings:
     @property
     def buckets_dir(self) -> Path:
         return self.data_dir / "buckets"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where ``serve`` and ``worker`` write their JSON-lines log files."""
+        return self.log_dir if str(self.log_dir) not in ("", ".") else self.data_dir / "logs"
 
     @property
     def scratch_dir(self) -> Path:

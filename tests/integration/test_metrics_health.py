@@ -11,11 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.integration.conftest import Deployment, deploy
+from tests.integration.conftest import FAST_ENV, Deployment, deploy
+from tests.support.fleet import WorkerProcess
 from tests.support.media import make_audio
 from tests.support.moto_s3 import MotoS3, moto_s3, unique_prefix
 from tests.support.receiver import CallbackReceiver
-from tests.support.server import ServerProcess, create_keys
+from tests.support.server import ServerProcess, cli, create_keys, free_port
 from tests.support.tcpproxy import TcpProxy
 
 __all__ = ["moto_s3"]  # the fixture, imported for the tests below
@@ -164,3 +165,25 @@ def test_readyz_names_what_is_down(tmp_path: Path, moto_s3: MotoS3) -> None:
     checks = ready.json()["checks"]
     assert checks["database"] == "ok" and checks["ffmpeg"] == "ok"
     assert checks["storage"] != "ok"
+
+
+def test_a_worker_serves_its_metrics_on_its_own_port(tmp_path: Path) -> None:
+    """``openkvs worker`` has no API port: OPENKVS_METRICS_PORT serves its /metrics."""
+    data = tmp_path / "data"
+    data.mkdir()
+    create_keys(data)
+    assert cli(data, "bucket", "create", "media").returncode == 0
+    port = free_port()
+    env = {**FAST_ENV, "OPENKVS_METRICS_PORT": str(port), "OPENKVS_METRICS_TOKEN": TOKEN}
+    source = make_audio(tmp_path, "w", fmt="mp3", seconds=1)
+    assert cli(data, "cp", str(source), "/media/in/w.mp3").returncode == 0
+    with WorkerProcess(data, env, name="metrics-worker"):
+        submitted = cli(
+            data, "task", "submit", "--preset", "wave", "--src", "/media/in/w.mp3",
+            "--dst", "/media/out/w.json", "--points", "10", "--wait", env=env,
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        with httpx.Client(timeout=10) as http:
+            assert http.get(f"http://127.0.0.1:{port}/metrics").status_code == 401
+        samples = _samples(f"http://127.0.0.1:{port}")
+    assert _value(samples, "openkvs_tasks_finished_total", type="audiowave", result="succ") == 1

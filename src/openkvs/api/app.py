@@ -30,6 +30,7 @@ from openkvs.api.objects import object_routes
 from openkvs.api.ops import ops_routes
 from openkvs.api.requestlog import RequestFacts, RequestLog, facts_of
 from openkvs.api.routing import action_params, form_params, query_params, resolve_action
+from openkvs.console.routes import console_routes
 from openkvs.errors import InvalidAction, InvalidClientTokenId, SignatureDoesNotMatch
 from openkvs.model import User
 from openkvs.service.context import Services
@@ -146,6 +147,7 @@ def create_app(services: Services) -> Starlette:
             Route("/", root, methods=["GET", "POST"]),
             *object_routes(services),  # GET/HEAD /objects/<bucket>/<key>, see api/objects.py
             *ops_routes(services),  # /healthz, /readyz, /metrics: see api/ops.py
+            *console_routes(services),  # the web console under /console: see console/
             Route("/{path:path}", elsewhere, methods=["GET", "POST", "PUT", "DELETE", "HEAD"]),
         ],
         middleware=[Middleware(RequestLog)],  # one api_request line per request

@@ -341,6 +341,7 @@ class Notifier:
             return
         fields = {
             "task_id": callback.task_id,
+            "user_id": callback.user_id,
             "attempt": number,
             "http_status": result.http_status,
             "error": result.error,

@@ -133,7 +133,8 @@ def queue_task(
             preset=preset,
             pipeline=submission.pipeline,
             is_top=submission.is_top,
-            request={**request, **submission.request()},
+            # "user": the owner's name, for the task's log lines (logs.task_context).
+            request={**request, **submission.request(), "user": user.name},
         ),
         now,
         client_token=submission.client_token,

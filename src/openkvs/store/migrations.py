@@ -141,6 +141,10 @@ def _v6_callback_styles(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE users ADD COLUMN ks3_items INTEGER NOT NULL DEFAULT 0"))
 
 
+def _v7_console_admin(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0"))
+
+
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema", _v1_initial),
     (2, "presets, pipelines and API call counters", _v2_presets_pipelines_counters),
@@ -152,6 +156,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "task runs: phase, command and log", _v4_task_runs),
     (5, "worker registry, quota slots, task parts", _v5_scale_out),
     (6, "legacy callback variants per user", _v6_callback_styles),
+    (7, "the console's admin flag per user", _v7_console_admin),
 ]
 
 LATEST = STEPS[-1][0]

@@ -35,6 +35,9 @@ users = Table(
     # (spec §5.7), and 1 for the KS3-compatibility ``itmes`` list (§5.5). Off by default.
     Column("callback_style", Text, nullable=False, server_default=""),
     Column("ks3_items", Integer, nullable=False, server_default="0"),
+    # 1: the web console shows this user every user's tasks, presets, pipelines and
+    # buckets (`openkvs keys admin`). Off by default; the API is not affected.
+    Column("admin", Integer, nullable=False, server_default="0"),
 )
 
 access_keys = Table(

@@ -124,6 +124,26 @@ class UserStore:
                 conn.execute(users.update().where(users.c.id == user_id).values(**values))
         return self.callback_style(user_id)
 
+    def is_admin(self, user_id: int) -> bool:
+        """Whether the console shows this user every user's data (False for no such user)."""
+        with self._engine.connect() as conn:
+            value = conn.execute(select(users.c.admin).where(users.c.id == user_id)).scalar()
+        return bool(value)
+
+    def set_admin(self, user_id: int, admin: bool) -> None:
+        """Switch the user's console admin flag. Raises ``LookupError`` for an unknown user."""
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                users.update().where(users.c.id == user_id).values(admin=1 if admin else 0)
+            ).rowcount
+        if not done:
+            raise LookupError(f"no user with id {user_id}")
+
+    def users_by_id(self) -> dict[int, str]:
+        """Every user's name by id (the console's admin views name each row's user)."""
+        with self._engine.connect() as conn:
+            return {r.id: r.name for r in conn.execute(select(users.c.id, users.c.name))}
+
     def create_key(self, user: User) -> tuple[str, str]:
         """A new (AccessKeyId, SecretAccessKey) pair for ``user``; the secret is stored sealed."""
         key_id = _new_access_key_id()

@@ -12,6 +12,7 @@ fails with 2033.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from openkvs.storage.base import ObjectStorage, StorageError, Unavailable
 from openkvs.storage.mime import content_type_for
 from openkvs.storage.retry import RUNTIME_RETRY
 from openkvs.worker.job import Job, Phase
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ def upload(job: Job, files: Sequence[OutputFile]) -> None:
         put_file(job, output)
         written += size
         job.report(Phase.UPLOADING, 100.0 * written / total)
+    log.info(
+        "task_uploaded",
+        extra={"bucket": destination.bucket, "files": len(files), "bytes": written},
+    )
 
 
 def put_file(job: Job, output: OutputFile) -> None:

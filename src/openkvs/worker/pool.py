@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from openkvs import __version__, kinds, metrics
+from openkvs import __version__, kinds, logs, metrics
 from openkvs.errors import TASK_MESSAGES, TaskError
 from openkvs.model import TaskRecord, TaskStatus
 from openkvs.notify.bodies import completion_body, completion_body_for
@@ -54,6 +54,15 @@ from openkvs.worker.registry import Membership
 from openkvs.worker.retry import GaveUp, until_written
 
 log = logging.getLogger(__name__)
+
+#: Progress is logged when a phase starts and each time it passes a multiple of this.
+MILESTONE = 25
+
+
+def task_user(task: TaskRecord) -> str | int:
+    """The name of a task's owner for its log lines (its id for tasks stored before the
+    name was kept in the request)."""
+    return str(task.request.get("user") or "") or task.user_id
 
 EMPTY_CLAIM_BACKOFF = 10  # an empty claim is followed by 9 times its length without one
 
@@ -316,7 +325,20 @@ class WorkerPool:
 
     def _execute(self, job: _Job) -> None:
         task = job.task
-        log.info("task_claimed", extra={"task_id": task.task_id, "attempt": task.attempts})
+        with logs.task_context(task.task_id, task_user(task), parent_id=task.parent_id):
+            self._execute_logged(job)
+
+    def _execute_logged(self, job: _Job) -> None:
+        task = job.task
+        log.info(
+            "task_claimed",
+            extra={
+                "task_id": task.task_id,
+                "attempt": task.attempts,
+                "type": task.task_type,
+                "pipeline": task.pipeline,
+            },
+        )
         with self._lock:
             self._jobs[task.task_id] = job
         items: list[dict[str, Any]] | None
@@ -449,6 +471,8 @@ class WorkerPool:
         changed = phase != job.phase
         if not changed and value <= job.progress:
             return
+        if changed or value // MILESTONE > job.progress // MILESTONE:
+            log.info("task_progress", extra={"phase": phase.value, "progress": value})
         job.phase, job.progress = phase, value
         if changed and self._runs is not None and not self._db.down:  # not worth a wait
             try:

@@ -1,0 +1,2 @@
+"""The web console under ``/console``: server-rendered pages over the service layer
+(see docs/console.md)."""
