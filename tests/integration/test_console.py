@@ -161,7 +161,7 @@ def test_task_page_shows_command_callbacks_and_plays(
 
 
 def test_preset_is_refused_then_saved(site: Deployment, page: Any, shots: Path) -> None:
-    page.goto(f"{site.server.url}/console/presets/new")
+    page.goto(f"{site.server.url}/console/presets/-new")
     page.fill("input[name=Preset]", "console_new")
     page.select_option("select[name=PresetType]", "avtrans")
     page.fill("textarea[name=Param]", json.dumps({"f": "mp4", "VIDEO": {"vcodec": "nope"}}))

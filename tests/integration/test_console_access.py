@@ -237,3 +237,14 @@ def test_task_list_filters(two: dict) -> None:
 
 def _day_before(day: str) -> str:
     return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+
+
+def test_a_preset_named_new_has_its_own_page(site: Deployment, two: dict) -> None:
+    """The create form lives at a path no preset name can take."""
+    answer = site.client.preset(Preset="new", PresetType="avtrans", Param={"f": "flv"})
+    assert answer["ErrNum"] in (0, 1201), answer
+    page = two["first"].get("/console/presets/new")
+    assert page.status_code == 200
+    assert "flv" in page.text
+    form = two["first"].get("/console/presets/-new")
+    assert form.status_code == 200 and "csrf" in form.text

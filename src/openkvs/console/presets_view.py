@@ -30,7 +30,7 @@ def presets_page(console: Console, viewer: Viewer, req: Req) -> tuple[str, str]:
         ]
         for p in found
     ]
-    new = "" if more else f"<p>{h.link('/console/presets/new', 'New preset')}</p>"
+    new = "" if more else f"<p>{h.link('/console/presets/-new', 'New preset')}</p>"
     return f"Presets of {user.name}", new + h.table(
         ["Preset", "Type", "Description", "Updated (UTC+8)"], rows, attrs='id="presets"'
     )
@@ -70,7 +70,7 @@ _FIELDS = ("Preset", "PresetType", "Description", "Param")
 
 
 def new_preset_page(console: Console, viewer: Viewer, req: Req) -> tuple[str, str]:
-    return "New preset", _form("/console/presets/new", {}, viewer.csrf, fixed_name=False)
+    return "New preset", _form("/console/presets/-new", {}, viewer.csrf, fixed_name=False)
 
 
 def edit_preset_page(console: Console, viewer: Viewer, req: Req) -> tuple[str, str]:
@@ -103,7 +103,7 @@ def save_preset(console: Console, viewer: Viewer, req: Req) -> tuple[str, str] |
         else:
             presets.create_preset(console.services, viewer.user, params)
     except ApiError as exc:
-        action = h.url("presets", values["Preset"], "edit") if editing else "/console/presets/new"
+        action = h.url("presets", values["Preset"], "edit") if editing else "/console/presets/-new"
         message = f"Error {exc.code}: {exc.message}"
         return "Edit preset" if editing else "New preset", h.error_box(message) + _form(
             action, values, viewer.csrf, fixed_name=editing

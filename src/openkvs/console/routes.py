@@ -267,9 +267,11 @@ def console_routes(services: Services) -> list[BaseRoute]:
         Route("/console/api/tasks/{task_id}", guarded(tasks_view.task_data, api=True)),
         Route("/console/api/tasks/{task_id}/hls", guarded(playlists.playlist, api=True)),
         Route("/console/presets", guarded(presets_view.presets_page)),
-        Route("/console/presets/new", guarded(presets_view.new_preset_page)),
+        # "-new": no preset is named so (names are A-Z a-z 0-9 _), so a preset named "new"
+        # keeps its own page.
+        Route("/console/presets/-new", guarded(presets_view.new_preset_page)),
         Route(
-            "/console/presets/new", guarded(presets_view.save_preset, write=True), methods=["POST"]
+            "/console/presets/-new", guarded(presets_view.save_preset, write=True), methods=["POST"]
         ),
         Route("/console/presets/{name}", guarded(presets_view.preset_page)),
         Route("/console/presets/{name}/edit", guarded(presets_view.edit_preset_page)),

@@ -64,6 +64,7 @@ def task_user(task: TaskRecord) -> str | int:
     name was kept in the request)."""
     return str(task.request.get("user") or "") or task.user_id
 
+
 EMPTY_CLAIM_BACKOFF = 10  # an empty claim is followed by 9 times its length without one
 
 
