@@ -104,6 +104,17 @@ def test_inputs_facts_and_names(storage: MemoryStorage, tmp_path: Path) -> None:
     assert "00:00:00,250 --> 00:00:00,650" in (tmp_path / "subtitle0.srt").read_text()
 
 
+def test_hls_soft_tracks_are_left_to_the_package(storage: MemoryStorage, tmp_path: Path) -> None:
+    job = _job(storage, tmp_path, [("a.mp4", "video", 0), ("cue.srt", "subtitle", 1)])
+    composition, _ = _part(job, {"f": "hls"}, {"subtitle": "soft"})
+    # Opened as input 1 but not mapped into the HLS output: a WebVTT rendition (engine/hls.py).
+    assert [Path(args[-1]).name for args in composition.inputs] == ["source.srt"]
+    assert composition.output_args == ()
+    assert [(t.input, t.name, t.language) for t in composition.subtitle_tracks] == [
+        (1, "cue", ""),
+    ]  # fmt: skip
+
+
 def test_a_soundtrack_without_sound_is_3155(storage: MemoryStorage, tmp_path: Path) -> None:
     job = _job(storage, tmp_path, [("a.mp4", "video", 0), ("b.mp4", "audio", 1)])
     with pytest.raises(TaskError) as failed:

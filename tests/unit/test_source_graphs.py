@@ -91,7 +91,8 @@ def test_subtitle_kinds_and_soft_codecs() -> None:
     assert soft_codec("mp4", "srt") == "mov_text"
     assert soft_codec("mkv", "ass") == "copy"
     assert soft_codec("webm", "srt") == "webvtt"
-    assert soft_codec("flv", "srt") == soft_codec("hls", "srt") == ""
+    assert soft_codec("flv", "srt") == soft_codec("dash", "srt") == ""
+    assert soft_codec("hls", "ass") == "webvtt"  # a WebVTT rendition (engine/hls_subtitles.py)
     assert soft_track_args(3, "mov_text", 0) == ("-map", "3:s:0", "-c:s:0", "mov_text")
 
 
@@ -191,6 +192,9 @@ def test_sources_options_are_read() -> None:
     assert stored_order(sources) == [3, 0, 2, 1]
     got = _read({"f": "mp4"}, {"subtitle": {"mode": "burn"}}, [*SRC, sources[1] | {"index": 1}])
     assert (got.master_index, got.audio_mix, got.subtitle_mode) == (None, False, "burn")
+    # HLS takes soft subtitles as WebVTT renditions (one video rendition).
+    hls = _read({"f": "hls"}, {"subtitle": {"mode": "soft"}}, [*SRC, sources[1] | {"index": 1}])
+    assert hls.subtitle_mode == "soft"
     # An audio file alone is the task's source, as a video item would be.
     alone = _read({"f": "mp3"}, {}, [{"path": "/b/a.mp3", "index": 0, "type": "audio"}])
     assert (alone.master_index, alone.audio_mix) == (None, False)
@@ -281,10 +285,17 @@ REFUSED: list[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], int, s
     ),
     (
         {"f": "hls"},
+        {"subtitle": "soft", "mulHlsRate": 1},
+        [*SRC, {"path": "/b/s.srt", "type": "subtitle", "index": 1}],
+        1015,
+        "ExtParam mulHlsRate=1 of 2 sources",
+    ),
+    (
+        {"f": "dash"},
         {"subtitle": "soft"},
         [*SRC, {"path": "/b/s.srt", "type": "subtitle", "index": 1}],
         1018,
-        "f=hls cannot hold soft",
+        "f=dash cannot hold soft srt subtitles (mp4, mov, mkv, webm and hls can",
     ),
 ]
 

@@ -41,6 +41,16 @@ class VideoStage(Protocol):
 
 
 @dataclass(frozen=True)
+class SubtitleTrack:
+    """A soft subtitle track the output's packager writes itself (``f=hls``: a WebVTT
+    rendition, ``engine/hls.py``), read from input ``input``."""
+
+    input: int
+    name: str  # as players list it
+    language: str = ""  # RFC 5646 ("" = unknown)
+
+
+@dataclass(frozen=True)
 class Composition:
     """The parts a task adds; the empty composition changes nothing."""
 
@@ -58,6 +68,8 @@ class Composition:
     #: When True the clip window (``ss``/``duration``) is applied to the joined result by
     #: the ``video_source``/``audio_source`` fragments themselves, not by ``-ss`` on input 0.
     owns_clip: bool = False
+    #: Soft subtitle tracks not mapped into the output: its packager writes them.
+    subtitle_tracks: tuple[SubtitleTrack, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -67,6 +79,7 @@ class Composition:
             or self.audio_source
             or self.video_stages
             or self.output_args
+            or self.subtitle_tracks
         )
 
     @property
@@ -92,4 +105,5 @@ def merge(parts: Sequence[Composition]) -> Composition:
         video_stages=tuple(s for p in parts for s in p.video_stages),
         output_args=tuple(a for p in parts for a in p.output_args),
         owns_clip=any(p.owns_clip for p in parts),
+        subtitle_tracks=tuple(t for p in parts for t in p.subtitle_tracks),
     )

@@ -17,6 +17,12 @@ segments ``<stem>-<rendition>-%d.ts`` (with ``segment_filename``: ``<rendition>-
 and the master playlist at ``DstObjectKey`` is written by :func:`master_playlist` from what
 was measured (peak and average segment bit rates, the real codecs).
 
+Soft subtitles (``SrcInfo`` items of type ``subtitle`` with ExtParam ``subtitle: "soft"``,
+one rendition only) are WebVTT renditions (``engine/hls_subtitles.py``): the same command
+converts each file to WebVTT in the scratch folder (one more output), the video playlist is
+``<stem>-video.m3u8`` (its segments keep their names) and the master playlist at
+``DstObjectKey`` lists it with the subtitle group.
+
 ExtParam ``hlsKey`` (``engine/hls_key.py``) encrypts the segments with AES-128: the key is
 written as ``<stem>.key`` beside the playlist and the playlists name it by its URL.
 """
@@ -32,6 +38,7 @@ from typing import Any
 
 from openkvs.engine.graph import EMPTY, Composition
 from openkvs.engine.hls_key import HlsKey
+from openkvs.engine.hls_subtitles import GROUP, SubtitleMedia, media_lines
 from openkvs.engine.ladder import Rendition, rendition_spec
 from openkvs.engine.transcode import SourceFacts, TranscodePlan, plan_transcode
 from openkvs.errors import TaskError
@@ -53,15 +60,29 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Subtitles:
+    """One soft subtitle rendition: the WebVTT file the command writes, and the names of
+    its media playlist and segments in the package folder."""
+
+    vtt: str  # path in the scratch folder (not uploaded)
+    playlist: str  # file name
+    segments: str  # file name pattern with one %d
+    name: str
+    language: str = ""
+
+
+@dataclass(frozen=True)
 class HlsPlan:
     """The commands (``plan.output`` is the first media playlist), the package folder, the
-    playlists written, and the master playlist's name ("" without ``mulHlsRate``)."""
+    playlists written, and the master playlist's name ("" without ``mulHlsRate`` or soft
+    subtitles)."""
 
     plan: TranscodePlan
     folder: str
     outputs: tuple[Output, ...]
     master: str = ""
     key_name: str = ""  # the key file's name in the package folder ("" = no encryption)
+    subtitles: tuple[Subtitles, ...] = ()
 
 
 def stem_of(key: str) -> str:
@@ -170,6 +191,8 @@ def plan_hls(
         )
         name = rendition.name if rendition is not None else ""
         playlist = f"{stem}-{name}.m3u8" if name else stem + ".m3u8"
+        if composition.subtitle_tracks:  # the master playlist takes the stem's name
+            playlist = f"{stem}-video.m3u8"
         segments = segment_pattern(options, stem, name)
         fmp4 = []
         if passed.get("hls_segment_type") == "fmp4":
@@ -185,15 +208,24 @@ def plan_hls(
         tails += ["-f", "hls", os.path.join(folder, playlist)]
         outputs.append(Output(playlist, rendition))
         duration = plan.duration
+    subtitles: list[Subtitles] = []
+    for number, track in enumerate(composition.subtitle_tracks):
+        vtt = os.path.join(scratch, f"hls-subtitle{number}.vtt")
+        tails += ["-map", f"{track.input}:s:0", "-c:s", "webvtt", "-f", "webvtt", vtt]
+        base = f"{stem}-sub{number}"
+        subtitles.append(
+            Subtitles(vtt, base + ".m3u8", base + "-%d.vtt", track.name, track.language)
+        )
     commands.append((*head, *tails))
     first = os.path.join(folder, outputs[0].playlist)
-    master = stem + ".m3u8" if renditions else ""
+    master = stem + ".m3u8" if renditions or subtitles else ""
     return HlsPlan(
         TranscodePlan(tuple(commands), first, duration, "application/vnd.apple.mpegurl"),
         folder,
         tuple(outputs),
         master,
         key_name,
+        tuple(subtitles),
     )
 
 
@@ -286,11 +318,19 @@ def codec_tag(stream: Mapping[str, Any]) -> str:
     return ""
 
 
-def master_playlist(variants: Sequence[Variant], *, independent: bool, version: int = 3) -> str:
-    """The master playlist listing ``variants`` (highest first), relative to its own key."""
+def master_playlist(
+    variants: Sequence[Variant],
+    *,
+    independent: bool,
+    version: int = 3,
+    subtitles: Sequence[SubtitleMedia] = (),
+) -> str:
+    """The master playlist listing ``variants`` (highest first), relative to its own key;
+    with ``subtitles`` every variant names their group (``engine/hls_subtitles.py``)."""
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{version}"]
     if independent:
         lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+    lines += media_lines(subtitles)
     for v in variants:
         attrs = [f"BANDWIDTH={v.bandwidth}", f"AVERAGE-BANDWIDTH={v.average}"]
         if v.width and v.height:
@@ -299,5 +339,7 @@ def master_playlist(variants: Sequence[Variant], *, independent: bool, version: 
             attrs.append(f"FRAME-RATE={v.fps:.3f}")
         if v.codecs:
             attrs.append(f'CODECS="{v.codecs}"')
+        if subtitles:
+            attrs.append(f'SUBTITLES="{GROUP}"')
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), v.uri]
     return "\n".join(lines) + "\n"

@@ -11,7 +11,8 @@ script height, so the text is the same share of the picture (about 1/16 of its h
 every output size; ASS/SSA files keep their own styles.
 
 A soft track is one more input mapped to the output with the subtitle encoder its container
-takes (:data:`SOFT_CODECS`); other containers cannot hold text subtitles.
+takes (:data:`SOFT_CODECS`); ``f=hls`` makes it a WebVTT rendition of the package
+(``engine/hls_subtitles.py``); other containers cannot hold text subtitles.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ SOFT_CODECS: dict[str, dict[str, str]] = {
     "mov": {"srt": "mov_text", "ass": "mov_text", "webvtt": "mov_text"},
     "mkv": {"srt": "copy", "ass": "copy", "webvtt": "srt"},
     "webm": {"srt": "webvtt", "ass": "webvtt", "webvtt": "copy"},
+    # A WebVTT rendition of the package (engine/hls_subtitles.py), not a muxed track.
+    "hls": {"srt": "webvtt", "ass": "webvtt", "webvtt": "webvtt"},
 }
 #: How subtitles go into the output (ExtParam ``subtitle.mode``); the first is the default.
 MODES = ("burn", "soft")

@@ -9,7 +9,8 @@ put together, checked at CreateTask (``docs/transcoding.md``, "Several sources")
 * at most one ``type: audio`` item: the soundtrack, replacing the video's own sound, or
   mixed into it with ExtParam ``audio_mix`` 1;
 * ``type: subtitle`` items (``.srt``, ``.ass``, ``.ssa``, ``.vtt``): burned into the picture,
-  or soft tracks with ExtParam ``subtitle`` ``"soft"`` / ``{"mode": "soft"}``.
+  or soft tracks with ExtParam ``subtitle`` ``"soft"`` / ``{"mode": "soft"}`` (``f=hls``:
+  WebVTT renditions of one video rendition; with ``mulHlsRate=1`` refused with 1015).
 
 Errors: 1016 for the items themselves (type, indexes, extensions, counts); 1018 for an
 ExtParam value, or for a combination with the preset that cannot be made (``copy`` with
@@ -160,7 +161,7 @@ def read_sources(
                 raise ApiError(
                     1018,
                     f"f={spec.f} cannot hold soft {kind} subtitles "
-                    "(mp4, mov, mkv and webm can; or burn them)",
+                    "(mp4, mov, mkv, webm and hls can; or burn them)",
                 )
     several = joined or audio or subtitles
     if several and ext.get("loudnorm") not in (None, "") and (joined or audio):

@@ -28,6 +28,7 @@ from openkvs.engine.dash import DashPlan, merge_manifests, plan_dash
 from openkvs.engine.hls import (
     KEY_INFO,
     HlsPlan,
+    Subtitles,
     Variant,
     bit_rates,
     codec_tag,
@@ -36,6 +37,15 @@ from openkvs.engine.hls import (
     plan_hls,
     playlist_entries,
     stem_of,
+)
+from openkvs.engine.hls_subtitles import (
+    SubtitleMedia,
+    media_header,
+    mpegts_of,
+    parse_cues,
+    segment_names,
+    segment_texts,
+    subtitle_playlist,
 )
 from openkvs.engine.ladder import dash_audio_bitrates, dash_renditions, hls_ladder
 from openkvs.engine.outinfo import out_mediainfo, outinfo_text
@@ -195,6 +205,7 @@ def _finish_hls(job: Job, planned: HlsPlan) -> tuple[str, dict[str, Any]]:
     key_path = folder / planned.key_name if planned.key_name else None
     variants: list[Variant] = []
     described: dict[str, Any] | None = None
+    start = 0.0  # the first video segment's start time stamp (s), for WebVTT segments
     for output in planned.outputs:
         playlist = folder / output.playlist
         if not playlist.is_file():
@@ -219,6 +230,12 @@ def _finish_hls(job: Job, planned: HlsPlan) -> tuple[str, dict[str, Any]]:
             streams = found.get("streams") or []
             empty: dict[str, Any] = {}
             video = next((s for s in streams if s.get("codec_type") == "video"), empty)
+            # Where the output's time 0 is in the segments' time stamps: the picture's start.
+            timed = [float(s["start_time"]) for s in streams if _number(s.get("start_time"))]
+            if _number(video.get("start_time")):
+                start = float(video["start_time"])
+            else:
+                start = min(timed, default=0.0)
             audio = next((s for s in streams if s.get("codec_type") == "audio"), empty)
             codecs = ",".join(tag for tag in (codec_tag(video), codec_tag(audio)) if tag)
             fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
@@ -234,11 +251,42 @@ def _finish_hls(job: Job, planned: HlsPlan) -> tuple[str, dict[str, Any]]:
                 )
             )
     assert described is not None
+    media: list[SubtitleMedia] = []
+    if planned.subtitles:  # one rendition: outputs[0] is the video playlist
+        video_playlist = folder / planned.outputs[0].playlist
+        for subtitles in planned.subtitles:
+            _write_subtitles(video_playlist, subtitles, start)
+            media.append(SubtitleMedia(subtitles.playlist, subtitles.name, subtitles.language))
     if planned.master:
-        text = master_playlist(variants, independent=True)
+        text = master_playlist(variants, independent=True, subtitles=media)
         (folder / planned.master).write_text(text, encoding="utf-8")
         return planned.master, described
     return planned.outputs[0].playlist, described
+
+
+def _number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _write_subtitles(video_playlist: Path, subtitles: Subtitles, start: float) -> None:
+    """Cut the converted WebVTT file at the video's segments; write its playlist."""
+    vtt = Path(subtitles.vtt)
+    if not vtt.is_file():
+        raise TaskError(3155, f"the subtitle track {subtitles.name} was not converted to WebVTT")
+    text = video_playlist.read_text(encoding="utf-8")
+    durations = [entry.duration for entry in playlist_entries(text)]
+    header = media_header(text, durations)
+    cues = parse_cues(vtt.read_text(encoding="utf-8", errors="replace"))
+    names = segment_names(subtitles.segments, len(durations), header.sequence)
+    folder = video_playlist.parent
+    for name, segment in zip(names, segment_texts(cues, durations, mpegts_of(start)), strict=True):
+        (folder / name).write_text(segment, encoding="utf-8")
+    playlist = subtitle_playlist(header, durations, names)
+    (folder / subtitles.playlist).write_text(playlist, encoding="utf-8")
 
 
 def _finish_dash(job: Job, planned: DashPlan) -> tuple[str, dict[str, Any]]:

@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from openkvs.engine.concat import Clip, Frame, Window, join_audio, join_video
-from openkvs.engine.graph import EMPTY, Composition, VideoStage
+from openkvs.engine.graph import EMPTY, Composition, SubtitleTrack, VideoStage
+from openkvs.engine.hls_subtitles import track_label
 from openkvs.engine.probe import first_video, positive_seconds, probe
 from openkvs.engine.sandbox import source_input
 from openkvs.engine.soundtrack import soundtrack
@@ -293,10 +294,12 @@ def _subtitles(
     subtitles: Sequence[Source],
     window: Window,
     inputs: _Inputs,
-) -> tuple[list[VideoStage], list[str]]:
-    """(burning stages, soft tracks' output options)."""
+) -> tuple[list[VideoStage], list[str], list[SubtitleTrack]]:
+    """(burning stages, soft tracks' output options, soft tracks an HLS package writes as
+    WebVTT renditions)."""
     stages: list[VideoStage] = []
     output_args: list[str] = []
+    tracks: list[SubtitleTrack] = []
     for position, source in enumerate(subtitles):
         kind = kind_of(source.key)
         path = _fetch(job, source, position)
@@ -306,8 +309,11 @@ def _subtitles(
         if window.start:  # the cues follow the cut picture (-ss would misplace them)
             _shift_file(path, kind, window.start)
         number = inputs.open(path, path)
+        if spec.f == "hls":
+            tracks.append(SubtitleTrack(number, *track_label(source.key)))
+            continue
         output_args += soft_track_args(number, soft_codec(spec.f, kind), position)
-    return stages, output_args
+    return stages, output_args, tracks
 
 
 def sources_part(
@@ -337,7 +343,7 @@ def sources_part(
         )
     if audio is not None:
         out, audio_source = _soundtrack(job, options, audio, out, sound, window, inputs)
-    stages, output_args = _subtitles(job, spec, options, subtitles, window, inputs)
+    stages, output_args, tracks = _subtitles(job, spec, options, subtitles, window, inputs)
     composition = Composition(
         inputs=tuple(inputs.args),
         video_source=video_source,
@@ -345,5 +351,6 @@ def sources_part(
         video_stages=tuple(stages),
         output_args=tuple(output_args),
         owns_clip=bool(videos),
+        subtitle_tracks=tuple(tracks),
     )
     return composition, out
