@@ -3,7 +3,7 @@
 Real processes on one SQLite data folder: ``openkvs serve`` with one embedded worker and
 ``openkvs worker`` processes, all with splitting on (a low ``OPENKVS_SPLIT_MIN_SECONDS``),
 plus, for the reference, one worker with splitting off that serves its own pipeline. The
-source is a 3-minute lavfi clip (320x180, 25 fps, a keyframe every 2 s, a tone).
+source is a 2-minute lavfi clip (320x180, 25 fps, a keyframe every 2 s, a tone).
 """
 
 from __future__ import annotations
@@ -48,14 +48,14 @@ SPLIT = {
     **FAST_ENV,
     "OPENKVS_WORKERS": "1",
     "OPENKVS_FFMPEG_THREADS": "1",
-    "OPENKVS_SPLIT_MIN_SECONDS": "60",
-    "OPENKVS_SPLIT_CHUNK_SECONDS": "30",
+    "OPENKVS_SPLIT_MIN_SECONDS": "40",
+    "OPENKVS_SPLIT_CHUNK_SECONDS": "20",
     "OPENKVS_WORKER_PIPELINES": "usual",
 }
 #: The reference worker: no splitting, only the pipeline "ref".
 SINGLE = {**SPLIT, "OPENKVS_SPLIT_MIN_SECONDS": "0", "OPENKVS_WORKER_PIPELINES": "ref"}
 PRESET = {"f": "mp4", "VIDEO": {"preset": "veryfast", "crf": 26}, "AUDIO": {"ab": "64k"}}
-SECONDS, FPS = 180, 25
+SECONDS, FPS = 120, 25
 
 
 def make_source(folder: Path, seconds: int = SECONDS, size: str = "320x180") -> Path:
@@ -190,7 +190,7 @@ def test_a_split_transcode_matches_a_single_pass(tmp_path: Path, source: Path) -
             info, reference = kvs.wait(split_id), kvs.wait(single_id)
         assert info["TaskStatus"] == "succ", info
         assert reference["TaskStatus"] == "succ", reference
-        # 180 s in chunks of about 30 s, each cut at a keyframe (every 2 s).
+        # 120 s in chunks of about 20 s, each cut at a keyframe (every 2 s).
         parts = info["Parts"]
         assert [p["Index"] for p in parts] == list(range(6))
         assert all(p["Status"] == "succ" and p["Progress"] == 100 for p in parts), parts
@@ -237,10 +237,10 @@ def _held_by(rows: list[sqlite3.Row], pid: int) -> list[str]:
 def test_a_part_whose_worker_is_killed_is_run_again_alone(tmp_path: Path, source: Path) -> None:
     data_dir = tmp_path / "data"
     with fleet(data_dir, source, workers=0) as kvs:
-        # 150 s of the source: five parts. serve's one worker takes the task and runs its
+        # 100 s of the source: five parts. serve's one worker takes the task and runs its
         # parts one by one; a worker started once the parts are queued takes one too, and
         # is killed while it runs it.
-        task_id = kvs.transcode("out/clip.mp4", ExtParam='{"duration": 150}')
+        task_id = kvs.transcode("out/clip.mp4", ExtParam='{"duration": 100}')
         deadline = time.monotonic() + 60
         while len(kvs.rows(task_id)) < 5:
             assert time.monotonic() < deadline, kvs.wait(task_id, timeout=0)
@@ -258,7 +258,7 @@ def test_a_part_whose_worker_is_killed_is_run_again_alone(tmp_path: Path, source
     [killed] = held
     assert rows[killed]["attempts"] == 2  # taken back from the dead worker, run again
     assert [r["attempts"] for k, r in rows.items() if k != killed] == [1] * 4  # not re-run
-    assert _ends(out)[2] == 150 * FPS
+    assert _ends(out)[2] == 100 * FPS
     assert _decode_errors(out) == ""
 
 
