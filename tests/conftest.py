@@ -70,3 +70,11 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng = open_engine(db_url)
     yield eng
     eng.dispose()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with slow tests first (each file keeps its own order): with ``--dist loadfile``
+    the two workers then finish the long files early and share the short ones at the end,
+    rather than one worker running a long file alone at the end."""
+    slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)
