@@ -205,17 +205,23 @@ def keys_revoke(access_key_id: str) -> None:
     click.echo(f"{access_key_id}\trevoked {_utc(revoked_at)}")
 
 
+def _existing_user(services: Services, name: str) -> User:
+    """The user ``name`` of the ``keys`` commands that change one (exit 1 when absent)."""
+    found = services.users.find_user(name)
+    if found is None:
+        raise click.ClickException(
+            f"no user {name} (`openkvs keys create --user {name}` creates it)"
+        )
+    return found
+
+
 @keys.command("webhook-secret")
 @click.option("--user", default="default", show_default=True, help="user (tenant) name")
 def keys_webhook_secret(user: str) -> None:
     """Print the user's callback signing secret (whsec_..., Standard Webhooks)."""
     services, engine = open_services(_settings())
     try:
-        found = services.users.find_user(user)
-        if found is None:
-            raise click.ClickException(
-                f"no user {user} (`openkvs keys create --user {user}` creates it)"
-            )
+        found = _existing_user(services, user)
         click.echo(services.users.webhook_secret(found.id))
     finally:
         engine.dispose()
@@ -233,11 +239,7 @@ def keys_callbacks(user: str, lowercase: str | None, ks3_items: str | None) -> N
     They apply to tasks created afterwards."""
     services, engine = open_services(_settings())
     try:
-        found = services.users.find_user(user)
-        if found is None:
-            raise click.ClickException(
-                f"no user {user} (`openkvs keys create --user {user}` creates it)"
-            )
+        found = _existing_user(services, user)
         style = services.users.set_callback_style(
             found.id,
             lowercase=None if lowercase is None else lowercase == "on",
@@ -260,11 +262,7 @@ def keys_admin(user: str, switch: str | None) -> None:
     affected."""
     services, engine = open_services(_settings())
     try:
-        found = services.users.find_user(user)
-        if found is None:
-            raise click.ClickException(
-                f"no user {user} (`openkvs keys create --user {user}` creates it)"
-            )
+        found = _existing_user(services, user)
         if switch is not None:
             services.users.set_admin(found.id, switch == "on")
         admin = services.users.is_admin(found.id)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from openkvs.engine.graph import EMPTY, Composition
-from openkvs.engine.hls import PACKAGE, head_length, inputs_length, stem_of
+from openkvs.engine.hls import PACKAGE, head_length, stem_of
 from openkvs.engine.ladder import Rendition, rendition_spec
 from openkvs.engine.transcode import SourceFacts, TranscodePlan, plan_transcode
 from openkvs.errors import TaskError
@@ -116,7 +116,7 @@ def plan_dash(
             composition=composition,
         )
         last = plan.commands[-1]
-        at = head_length(last, input_args) + inputs_length(composition)
+        at = head_length(last, input_args, composition)
         head = list(last[:at])
         manifest = f".part-{name}.mpd"
         tails += [*last[at:-3], *(keyframes if kind == "video" and encode else [])]

@@ -122,19 +122,17 @@ def key_info(key: HlsKey, key_path: str, stem: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def head_length(command: Sequence[str], input_args: Sequence[str]) -> int:
-    """Where the output options of a single-output command start (after the input)."""
+def head_length(
+    command: Sequence[str], input_args: Sequence[str], composition: Composition = EMPTY
+) -> int:
+    """Where the output options of a single-output command start: after the source's input
+    and the composition's inputs, which follow it."""
     size = len(input_args)
+    extra = sum(len(opened) for opened in composition.inputs)
     for at in range(len(command) - size + 1):
         if list(command[at : at + size]) == list(input_args):
-            return at + size
+            return at + size + extra
     raise TaskError(2001, "the transcode command does not read the source")  # a bug
-
-
-def inputs_length(composition: Composition) -> int:
-    """How many words of a command open the composition's inputs (they follow the
-    source's input arguments in the head)."""
-    return sum(len(opened) for opened in composition.inputs)
 
 
 def plan_hls(
@@ -198,7 +196,7 @@ def plan_hls(
         if passed.get("hls_segment_type") == "fmp4":
             init = f"{stem}-{name}-init.mp4" if name else f"{stem}-init.mp4"
             fmp4 = ["-hls_fmp4_init_filename", init]
-        at = head_length(plan.commands[-1], input_args) + inputs_length(composition)
+        at = head_length(plan.commands[-1], input_args, composition)
         for command in plan.commands[:-1]:  # the first pass of two (one rendition only)
             commands.append((*command[:-3], *keyframes, *command[-3:]))
         last = plan.commands[-1]

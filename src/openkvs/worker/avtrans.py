@@ -49,7 +49,7 @@ from openkvs.engine.loudnorm import MeasuredLoudness, output_measure, run_measur
 from openkvs.engine.outinfo import describe_output, outinfo_text
 from openkvs.engine.probe import positive_seconds, probe
 from openkvs.engine.runner import Limits, run_commands
-from openkvs.engine.sandbox import SourceInput, source_input
+from openkvs.engine.sandbox import SourceInput
 from openkvs.engine.segments import (
     LIST_TYPE,
     Segment,
@@ -71,7 +71,7 @@ from openkvs.notify.policy import AddressPolicy
 from openkvs.presets.avtrans import AvtransOptions, AvtransSpec
 from openkvs.presets.codec import load
 from openkvs.storage.base import ObjectStorage
-from openkvs.worker.composition import composed
+from openkvs.worker.composition import composed_source
 from openkvs.worker.job import Job, Phase, ffmpeg_limits
 from openkvs.worker.logos import LogoFetcher
 from openkvs.worker.outputs import OutputFile, require_bucket, upload
@@ -131,9 +131,10 @@ class AvtransExecutor:
             ]
         if spec.segment.segment_time > 0:
             return [self._segments(job, spec, options, facts, found)]
-        with (
-            source_input(source.location) as opened,
-            composed(job, spec, options, facts, found, logos=self._logos) as (composition, facts),
+        with composed_source(job, spec, options, facts, found, logos=self._logos) as (
+            opened,
+            composition,
+            facts,
         ):
             measure = None
             if not composition.audio_source:  # (a joined soundtrack is refused at CreateTask)
@@ -177,12 +178,12 @@ class AvtransExecutor:
         return the file, not uploaded: the first stage of a preset chain (worker/chain.py)."""
         spec: AvtransSpec = job.spec
         options = load(AvtransOptions, job.options)
-        location = job.source.location
-        found = probe(location, min(PROBE_TIMEOUT, job.remaining()), cancel=job.cancel)
+        found = probe(job.source.location, min(PROBE_TIMEOUT, job.remaining()), cancel=job.cancel)
         facts = facts_from_probe(found)
-        with (
-            source_input(location) as opened,
-            composed(job, spec, options, facts, found, logos=self._logos) as (composition, facts),
+        with composed_source(job, spec, options, facts, found, logos=self._logos) as (
+            opened,
+            composition,
+            facts,
         ):
             plan = plan_transcode(
                 spec,
@@ -208,9 +209,10 @@ class AvtransExecutor:
         """Segment mode (``engine/segments.py``): cut, measure and upload every file, then
         the m3u8 list at DstObjectKey."""
         key = job.destination.key
-        with (
-            source_input(job.source.location) as opened,
-            composed(job, spec, options, facts, found, logos=self._logos) as (composition, facts),
+        with composed_source(job, spec, options, facts, found, logos=self._logos) as (
+            opened,
+            composition,
+            facts,
         ):
             planned = plan_segments(
                 spec,

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from openkvs.engine.graph import Composition, merge
+from openkvs.engine.sandbox import SourceInput, source_input
 from openkvs.engine.transcode import SourceFacts
 from openkvs.presets.avtrans import AvtransOptions, AvtransSpec
 from openkvs.worker.job import Job
@@ -45,3 +46,22 @@ def composed(
         first = 1 + sum(len(p.inputs) for p in parts)
         parts.append(watermarks(job, spec, options, first=first, fetcher=logos or LogoFetcher()))
         yield merge(parts), facts
+
+
+@contextlib.contextmanager
+def composed_source(
+    job: Job,
+    spec: AvtransSpec,
+    options: AvtransOptions,
+    facts: SourceFacts,
+    found: dict[str, Any],
+    *,
+    logos: LogoFetcher | None = None,
+) -> Iterator[tuple[SourceInput, Composition, SourceFacts]]:
+    """The job's first source opened through the sandbox (``engine/sandbox.py``) with its
+    :func:`composed` composition: what every avtrans command of one job reads."""
+    with (
+        source_input(job.source.location) as opened,
+        composed(job, spec, options, facts, found, logos=logos) as (composition, joined),
+    ):
+        yield opened, composition, joined

@@ -50,11 +50,10 @@ from openkvs.engine.hls_subtitles import (
 from openkvs.engine.ladder import dash_audio_bitrates, dash_renditions, hls_ladder
 from openkvs.engine.outinfo import out_mediainfo, outinfo_text
 from openkvs.engine.runner import Limits
-from openkvs.engine.sandbox import source_input
 from openkvs.engine.transcode import SourceFacts
 from openkvs.errors import TaskError
 from openkvs.presets.avtrans import AvtransOptions, AvtransSpec
-from openkvs.worker.composition import composed
+from openkvs.worker.composition import composed_source
 from openkvs.worker.job import Job
 from openkvs.worker.logos import LogoFetcher
 from openkvs.worker.outputs import OutputFile, upload
@@ -94,9 +93,10 @@ def run_packaged(
     key = job.destination.key
     scratch = str(job.scratch)
     planned: HlsPlan | DashPlan
-    with (
-        source_input(job.source.location) as opened,
-        composed(job, spec, options, facts, found, logos=logos) as (composition, facts),
+    with composed_source(job, spec, options, facts, found, logos=logos) as (
+        opened,
+        composition,
+        facts,
     ):
         if spec.f == "hls":
             planned = plan_hls(
